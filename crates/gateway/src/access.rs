@@ -1,0 +1,133 @@
+//! The one declarative table of which roles each RPC admits and which module it belongs to.
+//!
+//! A method missing from this table is refused (deny by default), and a test walks every method
+//! of every registered service to prove the table covers them all.
+
+use kernel::Role::*;
+use kernel::{Module, Role};
+
+/// Who may call one RPC.
+#[derive(Clone, Copy, Debug)]
+pub struct MethodRule {
+    /// The gRPC path, `/package.Service/Method`.
+    pub path: &'static str,
+    pub roles: &'static [Role],
+    /// The module that must be enabled in the caller's workspace; `None` for platform services.
+    pub module: Option<Module>,
+}
+
+const fn rule(path: &'static str, roles: &'static [Role], module: Option<Module>) -> MethodRule {
+    MethodRule {
+        path,
+        roles,
+        module,
+    }
+}
+
+/// Paths every caller may use without a token.
+pub const OPEN_PREFIXES: &[&str] = &[
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+const ANY_WORKSPACE_ROLE: &[Role] = &[
+    Admin,
+    Factory,
+    Advertiser,
+    Promoter,
+    Customer,
+    Generator,
+    Billing,
+    Ops,
+    PlatformAdmin,
+];
+const LEDGER_READERS: &[Role] = &[Admin, Ops, Billing, Factory, Advertiser, Promoter, Customer];
+const LEDGER: Option<Module> = Some(Module::Ledger);
+
+pub const RULES: &[MethodRule] = &[
+    rule(
+        "/promo.admin.v1.WorkspaceService/CreateWorkspace",
+        &[PlatformAdmin],
+        None,
+    ),
+    rule(
+        "/promo.admin.v1.WorkspaceService/GetWorkspace",
+        ANY_WORKSPACE_ROLE,
+        None,
+    ),
+    rule(
+        "/promo.admin.v1.WorkspaceService/ListWorkspaces",
+        &[PlatformAdmin],
+        None,
+    ),
+    rule(
+        "/promo.admin.v1.WorkspaceService/SetModules",
+        &[PlatformAdmin],
+        None,
+    ),
+    rule(
+        "/promo.admin.v1.WorkspaceService/GetSettings",
+        &[Admin, Ops, PlatformAdmin],
+        None,
+    ),
+    rule(
+        "/promo.admin.v1.WorkspaceService/UpdateSettings",
+        &[Admin, PlatformAdmin],
+        None,
+    ),
+    rule(
+        "/promo.ledger.v1.LedgerService/CreateAccounts",
+        &[Admin],
+        LEDGER,
+    ),
+    rule(
+        "/promo.ledger.v1.LedgerService/CreateTransfers",
+        &[Admin],
+        LEDGER,
+    ),
+    rule(
+        "/promo.ledger.v1.LedgerService/GetAccount",
+        LEDGER_READERS,
+        LEDGER,
+    ),
+    rule(
+        "/promo.ledger.v1.LedgerService/ListAccounts",
+        LEDGER_READERS,
+        LEDGER,
+    ),
+    rule(
+        "/promo.ledger.v1.LedgerService/GetAccountBalance",
+        LEDGER_READERS,
+        LEDGER,
+    ),
+    rule(
+        "/promo.ledger.v1.LedgerService/ListTransfers",
+        LEDGER_READERS,
+        LEDGER,
+    ),
+    rule(
+        "/promo.ledger.v1.LedgerService/PurchaseCredits",
+        &[Billing, Admin],
+        LEDGER,
+    ),
+];
+
+/// What the gateway does with a request path.
+#[derive(Clone, Copy, Debug)]
+pub enum Access {
+    Open,
+    Protected(&'static MethodRule),
+    /// Not in the table: refused.
+    Unknown,
+}
+
+pub fn lookup(path: &str) -> Access {
+    if OPEN_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+        return Access::Open;
+    }
+    RULES
+        .iter()
+        .find(|rule| rule.path == path)
+        .map_or(Access::Unknown, Access::Protected)
+}

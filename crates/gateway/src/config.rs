@@ -1,0 +1,354 @@
+//! Layered configuration: defaults → optional `promo.toml` → `PROMO_*` environment (`__` nests)
+//! → command-line flags, then one [`Config::validate`] that rejects nonsense at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything the gateway can be told.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// gRPC listen address.
+    pub listen: String,
+    /// `sqlite://…` or `postgres://…`; empty means SQLite in `data_dir`.
+    pub database_url: String,
+    /// Where the embedded database and the generated JWT secret live.
+    pub data_dir: PathBuf,
+    /// HS256 secret; generated once into `data_dir` when empty and the database is SQLite.
+    pub jwt_secret: String,
+    /// PEM public key of an external identity provider (RS256 or EdDSA); enables that algorithm.
+    pub jwt_public_key_file: String,
+    /// `RS256` or `EdDSA`, for `jwt_public_key_file`.
+    pub jwt_public_key_algorithm: String,
+    /// Prometheus `/metrics` listen address; empty disables the exporter.
+    pub metrics_listen: String,
+    /// `auto` (pretty on a terminal, JSON otherwise), `json` or `pretty`.
+    pub log_format: String,
+    pub limits: Limits,
+    pub database: DatabaseConfig,
+    /// How long idempotency records are kept, in hours.
+    pub idempotency_retention_hours: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request message the server decodes.
+    pub max_message_bytes: usize,
+    /// Deadline of every RPC (a shorter client `grpc-timeout` wins).
+    pub request_timeout_ms: u64,
+    /// Requests in flight across all connections before new ones are shed with UNAVAILABLE.
+    pub max_concurrent_requests: usize,
+    /// Sustained requests per second per principal.
+    pub rate_limit_per_second: u32,
+    /// Burst above the sustained rate per principal.
+    pub rate_limit_burst: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "127.0.0.1:50051".to_owned(),
+            database_url: String::new(),
+            data_dir: PathBuf::from("data"),
+            jwt_secret: String::new(),
+            jwt_public_key_file: String::new(),
+            jwt_public_key_algorithm: "RS256".to_owned(),
+            metrics_listen: String::new(),
+            log_format: "auto".to_owned(),
+            limits: Limits::default(),
+            database: DatabaseConfig::default(),
+            idempotency_retention_hours: 72,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_message_bytes: 4 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            max_concurrent_requests: 1024,
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 2000,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> DatabaseConfig {
+        DatabaseConfig {
+            max_connections: 16,
+            acquire_timeout_ms: 5_000,
+            statement_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
+}
+
+impl Config {
+    /// Reads every layer. `config_file` defaults to `promo.toml` when that file exists.
+    pub fn load(config_file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match config_file {
+            Some(path) if !path.exists() => {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None if Path::new("promo.toml").exists() => {
+                figment = figment.merge(Toml::file("promo.toml"))
+            }
+            None => {}
+        }
+        let config: Config = figment
+            .merge(
+                Env::prefixed("PROMO_")
+                    .split("__")
+                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
+            )
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|error| format!("invalid configuration: {error}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rejects values the server could not run with, naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen.parse::<SocketAddr>().map_err(|_| {
+            format!(
+                "listen: {:?} is not a socket address like 127.0.0.1:50051",
+                self.listen
+            )
+        })?;
+        if !self.metrics_listen.is_empty() {
+            self.metrics_listen.parse::<SocketAddr>().map_err(|_| {
+                format!(
+                    "metrics_listen: {:?} is not a socket address like 127.0.0.1:9090",
+                    self.metrics_listen
+                )
+            })?;
+        }
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(format!(
+                "database_url: {url:?} must start with sqlite: or postgres://"
+            ));
+        }
+        if !self.is_sqlite() && self.jwt_secret.is_empty() && self.jwt_public_key_file.is_empty() {
+            return Err(
+                "jwt_secret: PROMO_JWT_SECRET is required with PostgreSQL (replicas must share one key)".to_owned()
+            );
+        }
+        if !self.jwt_secret.is_empty() && self.jwt_secret.len() < 32 {
+            return Err("jwt_secret: must be at least 32 bytes".to_owned());
+        }
+        if !self.jwt_public_key_file.is_empty()
+            && !matches!(self.jwt_public_key_algorithm.as_str(), "RS256" | "EdDSA")
+        {
+            return Err(format!(
+                "jwt_public_key_algorithm: {:?} must be RS256 or EdDSA",
+                self.jwt_public_key_algorithm
+            ));
+        }
+        if !matches!(self.log_format.as_str(), "auto" | "json" | "pretty") {
+            return Err(format!(
+                "log_format: {:?} must be auto, json or pretty",
+                self.log_format
+            ));
+        }
+        let limits = &self.limits;
+        check_range(
+            "limits.max_message_bytes",
+            limits.max_message_bytes as u64,
+            1024,
+            256 * 1024 * 1024,
+        )?;
+        check_range(
+            "limits.request_timeout_ms",
+            limits.request_timeout_ms,
+            10,
+            3_600_000,
+        )?;
+        check_range(
+            "limits.max_concurrent_requests",
+            limits.max_concurrent_requests as u64,
+            1,
+            1_000_000,
+        )?;
+        check_range(
+            "limits.rate_limit_per_second",
+            u64::from(limits.rate_limit_per_second),
+            1,
+            10_000_000,
+        )?;
+        check_range(
+            "limits.rate_limit_burst",
+            u64::from(limits.rate_limit_burst),
+            u64::from(limits.rate_limit_per_second.max(1)),
+            100_000_000,
+        )?;
+        check_range(
+            "database.max_connections",
+            u64::from(self.database.max_connections),
+            2,
+            10_000,
+        )?;
+        check_range(
+            "database.acquire_timeout_ms",
+            self.database.acquire_timeout_ms,
+            10,
+            600_000,
+        )?;
+        check_range(
+            "database.statement_timeout_ms",
+            self.database.statement_timeout_ms,
+            10,
+            3_600_000,
+        )?;
+        check_range(
+            "idempotency_retention_hours",
+            self.idempotency_retention_hours,
+            1,
+            24 * 365,
+        )?;
+        Ok(())
+    }
+
+    /// The database URL, defaulting to SQLite in `data_dir`.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("promo.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url().starts_with("sqlite:")
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        self.listen
+            .parse()
+            .map_err(|_| format!("listen: {:?} is not a socket address", self.listen))
+    }
+
+    pub fn db_options(&self) -> kernel::DbOptions {
+        kernel::DbOptions {
+            max_connections: self.database.max_connections,
+            acquire_timeout: Duration::from_millis(self.database.acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.database.statement_timeout_ms),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn check_range(name: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("{name}: {value} is outside {min}..={max}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_point_at_embedded_sqlite() {
+        let config = Config::default();
+        assert!(config.validate().is_ok());
+        assert_eq!(config.database_url(), "sqlite://data/promo.db");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type
+    fn layers_apply_in_order_file_then_env_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("custom.toml", "listen = \"127.0.0.1:1\"\nmetrics_listen = \"127.0.0.1:2\"\n[limits]\nrate_limit_per_second = 7\nrate_limit_burst = 7\n")?;
+            jail.set_env("PROMO_METRICS_LISTEN", "127.0.0.1:3");
+            jail.set_env("PROMO_LIMITS__RATE_LIMIT_BURST", "9");
+            let flags = FlagOverrides {
+                listen: Some("127.0.0.1:4".to_owned()),
+                ..FlagOverrides::default()
+            };
+            let config = Config::load(Some(Path::new("custom.toml")), &flags)
+                .map_err(figment::Error::from)?;
+            assert_eq!(config.listen, "127.0.0.1:4");
+            assert_eq!(config.metrics_listen, "127.0.0.1:3");
+            assert_eq!(config.limits.rate_limit_per_second, 7);
+            assert_eq!(config.limits.rate_limit_burst, 9);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn nonsense_is_rejected_with_the_setting_named() {
+        let mut config = Config {
+            listen: "nowhere".to_owned(),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .expect_err("bad listen")
+                .starts_with("listen:")
+        );
+        config = Config {
+            database_url: "postgres://localhost/x".to_owned(),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .expect_err("no secret")
+                .starts_with("jwt_secret:")
+        );
+        config.limits.max_message_bytes = 1;
+        config.jwt_secret = "x".repeat(32);
+        assert!(
+            config
+                .validate()
+                .expect_err("tiny limit")
+                .starts_with("limits.max_message_bytes:")
+        );
+        config = Config::default();
+        config.limits.rate_limit_burst = 1;
+        assert!(
+            config
+                .validate()
+                .expect_err("burst below rate")
+                .starts_with("limits.rate_limit_burst:")
+        );
+    }
+}

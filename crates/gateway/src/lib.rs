@@ -1,0 +1,16 @@
+//! The promo gateway: configuration, authentication, limits, health, reflection, metrics and
+//! tracing around every domain service, plus the ops CLI.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod directory;
+pub mod layer;
+pub mod server;
+pub mod telemetry;
+pub mod token;
+
+pub use config::Config;
+pub use server::{App, build};

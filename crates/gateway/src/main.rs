@@ -1,0 +1,302 @@
+//! `promo`: the gateway binary and the ops CLI.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use gateway::config::{Config, FlagOverrides};
+use kernel::workspace;
+use kernel::{Role, SystemClock};
+use migrations::{Migrator, MigratorTrait};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(
+    name = "promo",
+    version,
+    about = "Promotion & monetization platform gateway"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// TOML configuration file (default: ./promo.toml when it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// gRPC listen address (PROMO_LISTEN).
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// sqlite://… or postgres://… (PROMO_DATABASE_URL).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Directory of the embedded database and generated secret (PROMO_DATA_DIR).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Prometheus /metrics listen address (PROMO_METRICS_LISTEN).
+    #[arg(long, global = true)]
+    metrics_listen: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC (the default).
+    Serve,
+    /// Apply pending migrations, or roll back with --down.
+    Migrate {
+        /// Roll back this many migrations instead of applying.
+        #[arg(long)]
+        down: Option<u32>,
+    },
+    /// Print a signed JWT.
+    Token {
+        /// Workspace name or id.
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        /// Principal UUID (the `sub` claim); a new one when omitted.
+        #[arg(long)]
+        subject: Option<Uuid>,
+        /// Role to grant; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Lifetime such as 15m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Manage workspaces.
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+    /// Load a small demo data set into `default`.
+    Demo,
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum WorkspaceCommand {
+    /// Create a workspace (every module unless --module is given).
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        #[arg(long = "module")]
+        modules: Vec<String>,
+    },
+    /// List workspaces.
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Version) = cli.command {
+        println!("promo {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let flags = FlagOverrides {
+        listen: cli.global.listen.clone(),
+        database_url: cli.global.database_url.clone(),
+        data_dir: cli.global.data_dir.clone(),
+        metrics_listen: cli.global.metrics_listen.clone(),
+    };
+    let config = match Config::load(cli.global.config.as_deref(), &flags) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("promo: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("promo: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, cli.command.unwrap_or(Command::Serve))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("promo: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate { down } => migrate(config, down).await,
+        Command::Token {
+            workspace,
+            subject,
+            roles,
+            ttl,
+        } => token(config, &workspace, subject, &roles, &ttl).await,
+        Command::Workspace { command } => workspace_command(config, command).await,
+        Command::Demo => {
+            gateway::demo::load(gateway::build(config, Arc::new(SystemClock)).await?).await
+        }
+        Command::Version => Ok(()),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let _telemetry = gateway::telemetry::init_tracing(&config)?;
+    if !config.metrics_listen.is_empty() {
+        gateway::telemetry::init_metrics(config.metrics_listen.parse()?)?;
+    }
+    let listen = config.listen_addr().map_err(anyhow::Error::msg)?;
+    let app = gateway::build(config, Arc::new(SystemClock)).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    app.run(listener, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+async fn migrate(config: Config, down: Option<u32>) -> anyhow::Result<()> {
+    if config.is_sqlite() {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    let db = kernel::Db::connect(&config.database_url(), &config.db_options()).await?;
+    match down {
+        Some(steps) => {
+            Migrator::down(db.connection(), Some(steps)).await?;
+            println!("rolled back {steps} migration(s)");
+        }
+        None => {
+            Migrator::up(db.connection(), None).await?;
+            println!("migrations applied");
+        }
+    }
+    Ok(())
+}
+
+/// Parses `15m`, `1h`, `7d` and other humantime durations into seconds.
+fn parse_ttl(ttl: &str) -> anyhow::Result<i64> {
+    let duration = humantime::parse_duration(ttl)
+        .with_context(|| format!("--ttl {ttl:?} is not a duration like 1h"))?;
+    let seconds = i64::try_from(duration.as_secs()).context("--ttl is too long")?;
+    anyhow::ensure!(
+        (1..=366 * 86_400).contains(&seconds),
+        "--ttl must be between 1s and 366d"
+    );
+    Ok(seconds)
+}
+
+async fn token(
+    config: Config,
+    workspace: &str,
+    subject: Option<Uuid>,
+    roles: &[String],
+    ttl: &str,
+) -> anyhow::Result<()> {
+    let roles = roles
+        .iter()
+        .map(|role| role.parse::<Role>().map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ttl_seconds = parse_ttl(ttl)?;
+    let app = gateway::build(config, Arc::new(SystemClock)).await?;
+    let connection = app.context.db.connection();
+    let row = match Uuid::try_parse(workspace) {
+        Ok(id) => workspace::get(connection, id).await?,
+        Err(_) => workspace::find_by_name(connection, workspace).await?,
+    }
+    .with_context(|| format!("no workspace {workspace:?}"))?;
+    let token = app
+        .issuer
+        .issue(
+            subject.unwrap_or_else(Uuid::new_v4),
+            row.id,
+            &roles,
+            ttl_seconds,
+        )
+        .map_err(anyhow::Error::msg)?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn workspace_command(config: Config, command: WorkspaceCommand) -> anyhow::Result<()> {
+    let app = gateway::build(config, Arc::new(SystemClock)).await?;
+    let db = &app.context.db;
+    match command {
+        WorkspaceCommand::Create {
+            name,
+            display_name,
+            modules,
+        } => {
+            workspace::validate_name(&name)?;
+            let modules = workspace::parse_modules("module", &modules, true)?;
+            let txn = db.begin_write().await?;
+            let row = workspace::create(&*txn, &name, &display_name, &modules, chrono::Utc::now())
+                .await?;
+            txn.commit().await?;
+            println!("{}\t{}\t{}", row.id, row.name, row.modules);
+        }
+        WorkspaceCommand::List => {
+            let mut after: Option<String> = None;
+            loop {
+                let rows = workspace::list(db.connection(), after.as_deref(), 500).await?;
+                for row in &rows {
+                    println!("{}\t{}\t{}", row.id, row.name, row.modules);
+                }
+                match rows.last() {
+                    Some(last) if rows.len() == 500 => after = Some(last.name.clone()),
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_parses_human_durations_within_bounds() {
+        assert_eq!(parse_ttl("1h").ok(), Some(3600));
+        assert_eq!(parse_ttl("15m").ok(), Some(900));
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("soon").is_err());
+        assert!(parse_ttl("400d").is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! Building the application from configuration and serving it: the same code for the binary
+//! and for the tests (`run(listener, shutdown)`).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kernel::workspace::{self, DEFAULT_WORKSPACE, Module};
+use kernel::{Clock, Context, Db};
+use migrations::{Migrator, MigratorTrait};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic_health::ServingStatus;
+
+use crate::config::Config;
+use crate::directory::WorkspaceDirectory;
+use crate::layer::{GatewayLayer, GatewayPolicy};
+use crate::token::{TokenIssuer, TokenVerifier};
+
+/// A configured application: database migrated, default workspace present, keys loaded.
+pub struct App {
+    pub config: Config,
+    pub context: Context,
+    /// Mints HS256 tokens with the configured secret (CLI and tests).
+    pub issuer: TokenIssuer,
+    verifier: TokenVerifier,
+}
+
+/// Connects, migrates, makes sure `default` exists and loads the JWT keys.
+pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+    config.validate().map_err(anyhow::Error::msg)?;
+    if config.is_sqlite() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+    }
+    let db = Db::connect(&config.database_url(), &config.db_options())
+        .await
+        .context("connecting to the database")?;
+    Migrator::up(db.connection(), None)
+        .await
+        .context("applying migrations")?;
+    ensure_default_workspace(&db, clock.as_ref()).await?;
+    let secret = crate::token::load_or_create_secret(&config.jwt_secret, &config.data_dir)
+        .map_err(anyhow::Error::msg)?;
+    let public_key = if config.jwt_public_key_file.is_empty() {
+        None
+    } else {
+        let algorithm = match config.jwt_public_key_algorithm.as_str() {
+            "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
+            _ => jsonwebtoken::Algorithm::RS256,
+        };
+        Some((std::path::Path::new(&config.jwt_public_key_file), algorithm))
+    };
+    let verifier = TokenVerifier::new(&secret, public_key).map_err(anyhow::Error::msg)?;
+    Ok(App {
+        config,
+        context: Context::new(db, clock),
+        issuer: TokenIssuer::new(&secret),
+        verifier,
+    })
+}
+
+/// Creates workspace `default` with every module on first start.
+async fn ensure_default_workspace(db: &Db, clock: &dyn Clock) -> anyhow::Result<()> {
+    if workspace::find_by_name(db.connection(), DEFAULT_WORKSPACE)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let modules = Module::ALL.into_iter().collect();
+    let txn = db.begin_write().await?;
+    match workspace::create(
+        &*txn,
+        DEFAULT_WORKSPACE,
+        "Default workspace",
+        &modules,
+        clock.now(),
+    )
+    .await
+    {
+        Ok(row) => {
+            txn.commit().await?;
+            tracing::info!(workspace_id = %row.id, "created the default workspace");
+            Ok(())
+        }
+        // Another replica starting at the same moment created it.
+        Err(error) if error.code() == kernel::ErrorCode::AlreadyExists => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The services one server exposes and what reflection and health need to know about them.
+struct Registry {
+    routes: RoutesBuilder,
+    descriptor_sets: Vec<&'static [u8]>,
+    service_names: Vec<&'static str>,
+}
+
+impl Registry {
+    fn describe<S: NamedService>(&mut self, _service: &S, descriptor_set: &'static [u8]) {
+        self.service_names.push(S::NAME);
+        self.descriptor_sets.push(descriptor_set);
+    }
+}
+
+/// Every descriptor set of the services this gateway registers, for the access-table test.
+pub fn registered_descriptor_sets() -> Vec<&'static [u8]> {
+    vec![proto::admin::v1::FILE_DESCRIPTOR_SET]
+}
+
+impl App {
+    /// Serves on `listener` until `shutdown` resolves, then drains in-flight calls.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let limits = &self.config.limits;
+        let directory = Arc::new(WorkspaceDirectory::new(
+            self.context.db.clone(),
+            Duration::from_secs(2),
+        ));
+        let policy = Arc::new(GatewayPolicy::new(
+            self.verifier.clone(),
+            directory.clone(),
+            limits,
+        ));
+        let mut registry = Registry {
+            routes: RoutesBuilder::default(),
+            descriptor_sets: Vec::new(),
+            service_names: Vec::new(),
+        };
+
+        let admin = crate::admin::grpc(self.context.clone(), directory.clone())
+            .max_decoding_message_size(limits.max_message_bytes);
+        registry.describe(&admin, proto::admin::v1::FILE_DESCRIPTOR_SET);
+        registry.routes.add_service(admin);
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        for name in &registry.service_names {
+            health_reporter
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
+        }
+        health_reporter
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+
+        let mut reflection_v1 = tonic_reflection::server::Builder::configure();
+        let mut reflection_v1alpha = tonic_reflection::server::Builder::configure();
+        for descriptor_set in registry.descriptor_sets.iter().copied().chain([
+            proto::ERROR_DETAILS_FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            // Each builder adds only its own version's descriptor; both versions are served.
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ]) {
+            reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(descriptor_set);
+            reflection_v1alpha =
+                reflection_v1alpha.register_encoded_file_descriptor_set(descriptor_set);
+        }
+        registry.routes.add_service(health_service);
+        registry.routes.add_service(reflection_v1.build_v1()?);
+        registry
+            .routes
+            .add_service(reflection_v1alpha.build_v1alpha()?);
+
+        let pruner = tokio::spawn(crate::layer::prune_rate_limiter(policy.clone()));
+        let sweeper = tokio::spawn(sweep_idempotency(
+            self.context.clone(),
+            self.config.idempotency_retention_hours,
+        ));
+        let address = listener.local_addr()?;
+        tracing::info!(%address, services = ?registry.service_names, "serving");
+
+        let drained = tonic::transport::Server::builder()
+            .layer(GatewayLayer::new(policy))
+            .add_routes(registry.routes.routes())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                shutdown.await;
+                tracing::info!("shutting down: draining in-flight calls");
+                for name in &registry.service_names {
+                    health_reporter
+                        .set_service_status(*name, ServingStatus::NotServing)
+                        .await;
+                }
+            })
+            .await;
+        pruner.abort();
+        sweeper.abort();
+        drained.context("serving gRPC")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Deletes idempotency records past their retention, every few minutes.
+async fn sweep_idempotency(context: Context, retention_hours: u64) {
+    let mut interval = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        interval.tick().await;
+        let cutoff = context.clock.now() - chrono::Duration::hours(retention_hours as i64);
+        match kernel::idempotency::sweep(context.db.connection(), cutoff).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "swept idempotency records"),
+            Err(error) => tracing::warn!(%error, "idempotency sweep failed"),
+        }
+    }
+}

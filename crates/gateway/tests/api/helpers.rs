@@ -1,0 +1,172 @@
+//! spawn_app(): the real gateway on port 0 against a fresh database — a temp SQLite file, or a
+//! fresh PostgreSQL database when PROMO_TEST_DATABASE_URL is set.
+
+use std::sync::{Arc, Once};
+
+use gateway::Config;
+use gateway::token::TokenIssuer;
+use kernel::{Clock, Role, SystemClock};
+use sea_orm::ConnectionTrait;
+use tokio::sync::oneshot;
+use tonic::Request;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
+
+pub struct TestApp {
+    pub issuer: TokenIssuer,
+    pub default_workspace: Uuid,
+    pub channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+fn init_test_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A fresh database URL for one test.
+pub async fn fresh_database_url(data_dir: &std::path::Path) -> String {
+    match std::env::var("PROMO_TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let name = format!("test_{}", Uuid::new_v4().simple());
+            let admin = sea_orm::Database::connect(&admin_url)
+                .await
+                .unwrap_or_else(|error| {
+                    panic!("PROMO_TEST_DATABASE_URL is set but unreachable: {error}")
+                });
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            admin.close().await.expect("close admin connection");
+            let (base, query) = match admin_url.split_once('?') {
+                Some((base, query)) => (base.to_owned(), format!("?{query}")),
+                None => (admin_url.clone(), String::new()),
+            };
+            let base = base
+                .rsplit_once('/')
+                .map_or(base.as_str(), |(prefix, _)| prefix)
+                .to_owned();
+            format!("{base}/{name}{query}")
+        }
+        _ => format!("sqlite://{}", data_dir.join("promo.db").display()),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with_clock(customize, Arc::new(SystemClock)).await
+}
+
+pub async fn spawn_app_with_clock(
+    customize: impl FnOnce(&mut Config),
+    clock: Arc<dyn Clock>,
+) -> TestApp {
+    init_test_logging();
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let database_url = fresh_database_url(data_dir.path()).await;
+    let mut config = Config {
+        listen: "127.0.0.1:0".to_owned(),
+        database_url: database_url.clone(),
+        data_dir: data_dir.path().to_path_buf(),
+        jwt_secret: TEST_SECRET.to_owned(),
+        ..Config::default()
+    };
+    customize(&mut config);
+    let app = gateway::build(config, clock).await.expect("build app");
+    let default_workspace = kernel::workspace::find_by_name(app.context.db.connection(), "default")
+        .await
+        .expect("query")
+        .expect("default workspace")
+        .id;
+    let issuer = app.issuer.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(listener, async {
+        let _ = shutdown_signal.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    TestApp {
+        issuer,
+        default_workspace,
+        channel,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    /// A valid token in the default workspace.
+    pub fn token(&self, roles: &[Role]) -> String {
+        self.token_for(Uuid::new_v4(), self.default_workspace, roles)
+    }
+
+    pub fn token_for(&self, subject: Uuid, workspace: Uuid, roles: &[Role]) -> String {
+        self.issuer
+            .issue(subject, workspace, roles, 3600)
+            .expect("token")
+    }
+
+    /// Stops the server and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Wraps a message with a bearer token.
+pub fn authed<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    request
+}
+
+pub fn request_id() -> String {
+    Uuid::new_v4().to_string()
+}
+
+/// The ErrorInfo reason of a status (panics when absent: every error must carry one).
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
+        .reason
+}

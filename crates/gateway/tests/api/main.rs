@@ -1,0 +1,9 @@
+//! Integration tests over real gRPC on loopback: one binary, a module per area.
+
+mod access_table;
+mod admin;
+mod auth;
+mod cli;
+mod helpers;
+mod limits;
+mod reflection;

@@ -1,0 +1,250 @@
+//! Database connection and transaction helpers for SQLite (embedded) and PostgreSQL.
+//!
+//! Write transactions go through [`Db::begin_write`]: on SQLite they are begun IMMEDIATE and
+//! serialized in-process (SQLite has one writer anyway, and this keeps a deferred transaction from
+//! failing to upgrade its lock); on PostgreSQL they are ordinary READ COMMITTED transactions whose
+//! callers lock rows in a fixed order or use conditional updates. [`Db::with_retry`] runs a whole
+//! transaction function again on serialization failures, deadlocks and busy errors.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sqlx;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::error::ServiceError;
+
+/// Pool and timeout settings.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// Upper bound of pooled connections. SQLite needs more than one so that readers never wait
+    /// behind the writer and a transaction never waits on a connection it holds itself.
+    pub max_connections: u32,
+    /// How long a request may wait for a pooled connection before failing UNAVAILABLE.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL `statement_timeout`.
+    pub statement_timeout: Duration,
+    /// SQLite `busy_timeout`, for writers in other processes (the CLI while the server runs).
+    pub busy_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> DbOptions {
+        DbOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A shared handle on the database.
+#[derive(Clone)]
+pub struct Db {
+    connection: DatabaseConnection,
+    /// Serializes write transactions on SQLite; `None` on PostgreSQL.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+}
+
+/// How many times [`Db::with_retry`] runs a transaction function before giving up.
+const MAX_ATTEMPTS: u32 = 10;
+
+impl Db {
+    /// Connects to `sqlite://…` or `postgres://…`.
+    pub async fn connect(url: &str, options: &DbOptions) -> Result<Db, DbErr> {
+        let mut connect_options = ConnectOptions::new(url.to_owned());
+        connect_options
+            .max_connections(options.max_connections)
+            .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .sqlx_logging(false);
+        let busy_timeout = options.busy_timeout;
+        connect_options.map_sqlx_sqlite_opts(move |sqlite| {
+            sqlite
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+                .busy_timeout(busy_timeout)
+                .foreign_keys(true)
+        });
+        let statement_timeout = format!("{}ms", options.statement_timeout.as_millis());
+        connect_options.map_sqlx_postgres_opts(move |postgres| {
+            postgres.options([("statement_timeout", statement_timeout.as_str())])
+        });
+        let connection = sea_orm::Database::connect(connect_options).await?;
+        let sqlite_writer = match connection.get_database_backend() {
+            DbBackend::Sqlite => Some(Arc::new(Mutex::new(()))),
+            _ => None,
+        };
+        Ok(Db {
+            connection,
+            sqlite_writer,
+        })
+    }
+
+    /// The connection pool, for reads outside a transaction.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.connection
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.connection.get_database_backend()
+    }
+
+    /// Begins a write transaction (IMMEDIATE and serialized on SQLite).
+    pub async fn begin_write(&self) -> Result<WriteTxn, ServiceError> {
+        match &self.sqlite_writer {
+            Some(writer) => {
+                let guard = writer.clone().lock_owned().await;
+                let options = TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                };
+                let transaction = self.connection.begin_with_options(options).await?;
+                Ok(WriteTxn {
+                    transaction,
+                    _writer: Some(guard),
+                })
+            }
+            None => Ok(WriteTxn {
+                transaction: self.connection.begin().await?,
+                _writer: None,
+            }),
+        }
+    }
+
+    /// Runs `operation` (which begins and commits its own transaction) until it succeeds, fails
+    /// with a non-retryable error, or has been tried [`MAX_ATTEMPTS`] times.
+    pub async fn with_retry<T, Fut, F>(&self, mut operation: F) -> Result<T, ServiceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match operation().await {
+                Err(error) if error.is_retryable() && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, %error, "retrying transaction");
+                    let jitter = rand::random_range(0..=(1u64 << attempt.min(6)));
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.connection.close().await
+    }
+}
+
+/// A write transaction; dropping it without [`WriteTxn::commit`] rolls it back.
+pub struct WriteTxn {
+    transaction: DatabaseTransaction,
+    /// Held until commit or rollback so that only one SQLite write transaction is open at a time.
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTxn {
+    pub async fn commit(self) -> Result<(), ServiceError> {
+        self.transaction.commit().await?;
+        Ok(())
+    }
+}
+
+impl Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.transaction
+    }
+}
+
+/// What a database error means for the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// Serialization failure, deadlock, or a busy/locked SQLite database: run the transaction again.
+    Retryable,
+    UniqueViolation,
+    /// The database cannot be reached, a pooled connection was not available in time, or a
+    /// statement timed out.
+    Unavailable,
+    Other,
+}
+
+/// Classifies a database error by SQLSTATE (PostgreSQL) or result code (SQLite).
+pub fn classify(error: &DbErr) -> DbErrorKind {
+    let runtime = match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return DbErrorKind::Unavailable,
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return DbErrorKind::Other,
+    };
+    let RuntimeErr::SqlxError(sqlx_error) = runtime else {
+        return DbErrorKind::Other;
+    };
+    match sqlx_error.as_ref() {
+        sqlx::Error::Database(database_error) => {
+            let code = database_error.code().unwrap_or_default();
+            classify_code(&code)
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            DbErrorKind::Unavailable
+        }
+        _ => DbErrorKind::Other,
+    }
+}
+
+fn classify_code(code: &str) -> DbErrorKind {
+    match code {
+        // serialization_failure, deadlock_detected
+        "40001" | "40P01" => DbErrorKind::Retryable,
+        // unique_violation
+        "23505" => DbErrorKind::UniqueViolation,
+        // query_canceled (statement_timeout), admin_shutdown, cannot_connect_now
+        "57014" | "57P01" | "57P03" => DbErrorKind::Unavailable,
+        _ => match code.parse::<i32>() {
+            // SQLite: the primary result code is the low byte of the extended one.
+            Ok(sqlite_code) => match sqlite_code & 0xff {
+                5 | 6 => DbErrorKind::Retryable,
+                19 if sqlite_code == 2067 || sqlite_code == 1555 => DbErrorKind::UniqueViolation,
+                _ => DbErrorKind::Other,
+            },
+            Err(_) => DbErrorKind::Other,
+        },
+    }
+}
+
+/// True when `error` is a unique-key violation.
+pub fn is_unique_violation(error: &DbErr) -> bool {
+    classify(error) == DbErrorKind::UniqueViolation
+}
+
+/// Executes raw SQL on any connection (used for backend-specific statements).
+pub async fn execute_raw<C: ConnectionTrait>(connection: &C, sql: &str) -> Result<(), DbErr> {
+    connection.execute_unprepared(sql).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstate_and_sqlite_codes_are_classified() {
+        assert_eq!(classify_code("40001"), DbErrorKind::Retryable);
+        assert_eq!(classify_code("40P01"), DbErrorKind::Retryable);
+        assert_eq!(classify_code("23505"), DbErrorKind::UniqueViolation);
+        assert_eq!(classify_code("5"), DbErrorKind::Retryable);
+        assert_eq!(classify_code("517"), DbErrorKind::Retryable);
+        assert_eq!(classify_code("2067"), DbErrorKind::UniqueViolation);
+        assert_eq!(classify_code("787"), DbErrorKind::Other);
+        assert_eq!(classify_code("22P02"), DbErrorKind::Other);
+    }
+}

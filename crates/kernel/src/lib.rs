@@ -1,0 +1,21 @@
+//! What every domain shares and nothing domain-specific: errors, ids, time, principals,
+//! pagination, idempotency, workspaces and database helpers.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod clock;
+pub mod context;
+pub mod db;
+pub mod error;
+pub mod idempotency;
+pub mod ids;
+pub mod pagination;
+pub mod workspace;
+
+pub use auth::{Principal, Role};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::Context;
+pub use db::{Db, DbOptions, WriteTxn};
+pub use error::{ErrorCode, ServiceError};
+pub use idempotency::IdempotencyKey;
+pub use workspace::Module;
