@@ -28,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tonic_prost_build::configure()
             .build_client(true)
             .build_server(true)
+            // Ordered maps encode deterministically, so request fingerprints are stable.
+            .btree_map(".")
             .compile_fds(descriptor_set)?;
     }
 

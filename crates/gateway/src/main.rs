@@ -75,10 +75,21 @@ enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// Ledger operations.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Load a small demo data set into `default`.
     Demo,
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Recompute every hash chain, the conservation invariant and every account's balances.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -144,6 +155,9 @@ async fn run(config: Config, command: Command) -> anyhow::Result<()> {
             ttl,
         } => token(config, &workspace, subject, &roles, &ttl).await,
         Command::Workspace { command } => workspace_command(config, command).await,
+        Command::Ledger {
+            command: LedgerCommand::Verify,
+        } => ledger_verify(config).await,
         Command::Demo => {
             gateway::demo::load(gateway::build(config, Arc::new(SystemClock)).await?).await
         }
@@ -206,6 +220,25 @@ async fn migrate(config: Config, down: Option<u32>) -> anyhow::Result<()> {
             println!("migrations applied");
         }
     }
+    Ok(())
+}
+
+async fn ledger_verify(config: Config) -> anyhow::Result<()> {
+    let app = gateway::build(config, Arc::new(SystemClock)).await?;
+    let report = credits_ledger::verify::verify(app.context.db.connection()).await?;
+    println!(
+        "verified {} workspace chain(s), {} transfer(s), {} account(s)",
+        report.workspaces, report.transfers, report.accounts
+    );
+    for problem in &report.problems {
+        println!("PROBLEM {problem}");
+    }
+    anyhow::ensure!(
+        report.problems.is_empty(),
+        "{} problem(s) found",
+        report.problems.len()
+    );
+    println!("ledger intact");
     Ok(())
 }
 

@@ -26,6 +26,8 @@ pub struct App {
     pub context: Context,
     /// Mints HS256 tokens with the configured secret (CLI and tests).
     pub issuer: TokenIssuer,
+    /// The ledger with its group-commit writer running.
+    pub ledger: credits_ledger::Ledger,
     verifier: TokenVerifier,
 }
 
@@ -55,10 +57,13 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
         Some((std::path::Path::new(&config.jwt_public_key_file), algorithm))
     };
     let verifier = TokenVerifier::new(&secret, public_key).map_err(anyhow::Error::msg)?;
+    let context = Context::new(db, clock);
+    let ledger = credits_ledger::Ledger::start(context.clone());
     Ok(App {
         config,
-        context: Context::new(db, clock),
+        context,
         issuer: TokenIssuer::new(&secret),
+        ledger,
         verifier,
     })
 }
@@ -109,7 +114,10 @@ impl Registry {
 
 /// Every descriptor set of the services this gateway registers, for the access-table test.
 pub fn registered_descriptor_sets() -> Vec<&'static [u8]> {
-    vec![proto::admin::v1::FILE_DESCRIPTOR_SET]
+    vec![
+        proto::admin::v1::FILE_DESCRIPTOR_SET,
+        proto::ledger::v1::FILE_DESCRIPTOR_SET,
+    ]
 }
 
 impl App {
@@ -139,6 +147,11 @@ impl App {
             .max_decoding_message_size(limits.max_message_bytes);
         registry.describe(&admin, proto::admin::v1::FILE_DESCRIPTOR_SET);
         registry.routes.add_service(admin);
+
+        let ledger = credits_ledger::service::grpc(self.ledger.clone())
+            .max_decoding_message_size(limits.max_message_bytes);
+        registry.describe(&ledger, proto::ledger::v1::FILE_DESCRIPTOR_SET);
+        registry.routes.add_service(ledger);
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         for name in &registry.service_names {
@@ -170,6 +183,7 @@ impl App {
             .add_service(reflection_v1alpha.build_v1alpha()?);
 
         let pruner = tokio::spawn(crate::layer::prune_rate_limiter(policy.clone()));
+        let expiry = tokio::spawn(self.ledger.clone().run_expiry(Duration::from_secs(1)));
         let sweeper = tokio::spawn(sweep_idempotency(
             self.context.clone(),
             self.config.idempotency_retention_hours,
@@ -191,6 +205,7 @@ impl App {
             })
             .await;
         pruner.abort();
+        expiry.abort();
         sweeper.abort();
         drained.context("serving gRPC")?;
         tracing::info!("stopped");

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
+pub mod money;
 pub mod pagination;
 pub mod workspace;
 

@@ -5,5 +5,6 @@ mod admin;
 mod auth;
 mod cli;
 mod helpers;
+mod ledger;
 mod limits;
 mod reflection;

@@ -1,0 +1,223 @@
+//! Creating accounts, and the system accounts every workspace gets on demand.
+
+use std::collections::BTreeMap;
+
+use kernel::ServiceError;
+use kernel::money::Asset;
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ConnectionTrait, QueryFilter};
+
+use crate::domain::{
+    self, Account, CREDITS_MUST_NOT_EXCEED_DEBITS, DEBITS_MUST_NOT_EXCEED_CREDITS,
+};
+use crate::store::{self, account};
+
+/// The outcome of creating one account; numbered as `promo.ledger.v1.CreateAccountResult`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum CreateAccountResult {
+    Created = 1,
+    Exists = 2,
+    ExistsWithDifferentFields = 3,
+    InvalidId = 4,
+    InvalidAsset = 5,
+    FlagsAreMutuallyExclusive = 6,
+    InvalidCode = 7,
+    InvalidOwnerId = 8,
+}
+
+/// An account as a client asks for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAccount {
+    pub id: Uuid,
+    pub owner_id: Option<Uuid>,
+    pub asset: String,
+    pub code: String,
+    pub flags: u32,
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn validate(account: &NewAccount) -> Result<(), CreateAccountResult> {
+    if account.id.is_nil() || account.id.is_max() {
+        return Err(CreateAccountResult::InvalidId);
+    }
+    if Asset::parse(&account.asset).is_none() {
+        return Err(CreateAccountResult::InvalidAsset);
+    }
+    let both = DEBITS_MUST_NOT_EXCEED_CREDITS | CREDITS_MUST_NOT_EXCEED_DEBITS;
+    if account.flags & both == both || account.flags > both {
+        return Err(CreateAccountResult::FlagsAreMutuallyExclusive);
+    }
+    if !domain::valid_account_code(&account.code) || !domain::valid_metadata(&account.metadata) {
+        return Err(CreateAccountResult::InvalidCode);
+    }
+    if account.owner_id.is_some_and(|owner| owner.is_nil()) {
+        return Err(CreateAccountResult::InvalidOwnerId);
+    }
+    Ok(())
+}
+
+/// Creates accounts in the caller's transaction; an exact repeat answers EXISTS.
+pub async fn create_accounts<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    accounts: &[NewAccount],
+    now: i64,
+) -> Result<Vec<CreateAccountResult>, ServiceError> {
+    let ids: Vec<Uuid> = accounts.iter().map(|account| account.id).collect();
+    let mut existing: BTreeMap<Uuid, Account> = BTreeMap::new();
+    for chunk in ids.chunks(500) {
+        for row in account::Entity::find()
+            .filter(account::Column::Id.is_in(chunk.iter().copied()))
+            .all(connection)
+            .await?
+        {
+            existing.insert(row.id, store::account_from_row(row));
+        }
+    }
+    let mut results = Vec::with_capacity(accounts.len());
+    let mut rows = Vec::new();
+    for requested in accounts {
+        if let Err(result) = validate(requested) {
+            results.push(result);
+            continue;
+        }
+        if let Some(stored) = existing.get(&requested.id) {
+            let same = stored.workspace_id == workspace_id
+                && stored.owner_id == requested.owner_id
+                && stored.asset == requested.asset
+                && stored.code == requested.code
+                && stored.flags == requested.flags
+                && stored.metadata == requested.metadata;
+            results.push(if same {
+                CreateAccountResult::Exists
+            } else {
+                CreateAccountResult::ExistsWithDifferentFields
+            });
+            continue;
+        }
+        let account = Account {
+            id: requested.id,
+            workspace_id,
+            owner_id: requested.owner_id,
+            asset: requested.asset.clone(),
+            code: requested.code.clone(),
+            flags: requested.flags,
+            debits_posted: 0,
+            credits_posted: 0,
+            debits_pending: 0,
+            credits_pending: 0,
+            metadata: requested.metadata.clone(),
+            created_at: now,
+        };
+        rows.push(account::ActiveModel::from(store::account_to_row(&account)));
+        existing.insert(account.id, account);
+        results.push(CreateAccountResult::Created);
+    }
+    for chunk in rows.chunks(500) {
+        account::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(connection)
+            .await
+            .map_err(|error| {
+                if kernel::db::is_unique_violation(&error) {
+                    ServiceError::retryable_conflict(error)
+                } else {
+                    error.into()
+                }
+            })?;
+    }
+    Ok(results)
+}
+
+/// Accounts the platform keeps per workspace and asset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SystemAccount {
+    /// Where value enters from outside (purchases, funding); may go negative.
+    External,
+    /// What the platform earns.
+    PlatformRevenue,
+    /// Value held for a purpose another domain names (a promotion budget, a campaign).
+    Escrow(String),
+    /// An owner's wallet; it can never be overdrawn.
+    Wallet(Uuid),
+}
+
+impl SystemAccount {
+    fn key(&self, asset: &str) -> String {
+        match self {
+            SystemAccount::External => format!("system:external:{asset}"),
+            SystemAccount::PlatformRevenue => format!("system:revenue:{asset}"),
+            SystemAccount::Escrow(name) => format!("escrow:{name}:{asset}"),
+            SystemAccount::Wallet(owner) => format!("wallet:{owner}:{asset}"),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            SystemAccount::External => "EXTERNAL",
+            SystemAccount::PlatformRevenue => "PLATFORM_REVENUE",
+            SystemAccount::Escrow(_) => "ESCROW",
+            SystemAccount::Wallet(_) => "WALLET",
+        }
+    }
+
+    fn flags(&self) -> u32 {
+        match self {
+            SystemAccount::External => 0,
+            _ => DEBITS_MUST_NOT_EXCEED_CREDITS,
+        }
+    }
+
+    /// The account's id: derived from workspace, purpose and asset, so every replica agrees.
+    pub fn id(&self, workspace_id: Uuid, asset: &str) -> Uuid {
+        Uuid::new_v5(&workspace_id, self.key(asset).as_bytes())
+    }
+}
+
+/// Creates the system account if it does not exist yet and returns its id.
+pub async fn ensure_system_account<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    kind: &SystemAccount,
+    asset: &str,
+    now: i64,
+) -> Result<Uuid, ServiceError> {
+    if Asset::parse(asset).is_none() {
+        return Err(ServiceError::invalid_field(
+            crate::DOMAIN,
+            "asset",
+            format!("unknown asset {asset:?}"),
+        ));
+    }
+    let id = kind.id(workspace_id, asset);
+    let owner_id = match kind {
+        SystemAccount::Wallet(owner) => Some(*owner),
+        _ => None,
+    };
+    let mut metadata = BTreeMap::new();
+    metadata.insert("system".to_owned(), kind.key(asset));
+    let account = Account {
+        id,
+        workspace_id,
+        owner_id,
+        asset: asset.to_owned(),
+        code: kind.code().to_owned(),
+        flags: kind.flags(),
+        debits_posted: 0,
+        credits_posted: 0,
+        debits_pending: 0,
+        credits_pending: 0,
+        metadata,
+        created_at: now,
+    };
+    account::Entity::insert(account::ActiveModel::from(store::account_to_row(&account)))
+        .on_conflict(
+            OnConflict::column(account::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(connection)
+        .await?;
+    Ok(id)
+}

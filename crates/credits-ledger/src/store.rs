@@ -1,0 +1,551 @@
+//! sea-orm entities and queries for the ledger's tables (`ledger_*`), and the one function that
+//! loads, applies and persists a batch inside a caller's transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kernel::ServiceError;
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, QueryFilter, QueryOrder, QuerySelect};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Account, PendingState, Transfer, TransferResult, WorkingSet};
+
+pub mod account {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ledger_account")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub workspace_id: Uuid,
+        pub owner_id: Option<Uuid>,
+        pub asset: String,
+        pub code: String,
+        pub flags: i32,
+        pub debits_posted: i64,
+        pub credits_posted: i64,
+        pub debits_pending: i64,
+        pub credits_pending: i64,
+        pub metadata: String,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod transfer {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ledger_transfer")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub workspace_id: Uuid,
+        pub seq: i64,
+        pub debit_account_id: Uuid,
+        pub credit_account_id: Uuid,
+        pub amount: i64,
+        pub requested_amount: i64,
+        pub pending_id: Option<Uuid>,
+        pub code: String,
+        pub reference: String,
+        pub timeout_seconds: i64,
+        pub flags: i32,
+        pub kind: i16,
+        pub pending_state: i16,
+        pub expires_at: Option<i64>,
+        pub resolved_at: Option<i64>,
+        pub metadata: String,
+        pub created_at: i64,
+        pub hash: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod failed {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ledger_failed_transfer")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub workspace_id: Uuid,
+        pub result: i32,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod chain_head {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ledger_chain_head")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: Uuid,
+        pub seq: i64,
+        pub hash: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The hash every workspace's chain starts from.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's bind-parameter limits.
+const CHUNK: usize = 500;
+
+pub fn metadata_to_column(metadata: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn metadata_from_column(text: &str) -> BTreeMap<String, String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+pub fn account_from_row(row: account::Model) -> Account {
+    Account {
+        id: row.id,
+        workspace_id: row.workspace_id,
+        owner_id: row.owner_id,
+        asset: row.asset,
+        code: row.code,
+        flags: row.flags as u32,
+        debits_posted: row.debits_posted,
+        credits_posted: row.credits_posted,
+        debits_pending: row.debits_pending,
+        credits_pending: row.credits_pending,
+        metadata: metadata_from_column(&row.metadata),
+        created_at: row.created_at,
+    }
+}
+
+pub fn account_to_row(account: &Account) -> account::Model {
+    account::Model {
+        id: account.id,
+        workspace_id: account.workspace_id,
+        owner_id: account.owner_id,
+        asset: account.asset.clone(),
+        code: account.code.clone(),
+        flags: account.flags as i32,
+        debits_posted: account.debits_posted,
+        credits_posted: account.credits_posted,
+        debits_pending: account.debits_pending,
+        credits_pending: account.credits_pending,
+        metadata: metadata_to_column(&account.metadata),
+        created_at: account.created_at,
+    }
+}
+
+/// A stored transfer plus its position in the workspace's chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTransfer {
+    pub transfer: Transfer,
+    pub seq: i64,
+    pub hash: String,
+}
+
+pub fn transfer_from_row(row: transfer::Model) -> StoredTransfer {
+    StoredTransfer {
+        transfer: Transfer {
+            id: row.id,
+            workspace_id: row.workspace_id,
+            debit_account_id: row.debit_account_id,
+            credit_account_id: row.credit_account_id,
+            amount: row.amount,
+            requested_amount: row.requested_amount,
+            code: row.code,
+            reference: row.reference,
+            pending_id: row.pending_id,
+            timeout_seconds: row.timeout_seconds,
+            flags: row.flags as u32,
+            metadata: metadata_from_column(&row.metadata),
+            pending_state: PendingState::from_i16(row.pending_state),
+            expires_at: row.expires_at,
+            resolved_at: row.resolved_at,
+            created_at: row.created_at,
+        },
+        seq: row.seq,
+        hash: row.hash,
+    }
+}
+
+fn transfer_to_row(transfer: &Transfer, seq: i64, hash: String) -> transfer::ActiveModel {
+    transfer::ActiveModel {
+        id: Set(transfer.id),
+        workspace_id: Set(transfer.workspace_id),
+        seq: Set(seq),
+        debit_account_id: Set(transfer.debit_account_id),
+        credit_account_id: Set(transfer.credit_account_id),
+        amount: Set(transfer.amount),
+        requested_amount: Set(transfer.requested_amount),
+        pending_id: Set(transfer.pending_id),
+        code: Set(transfer.code.clone()),
+        reference: Set(transfer.reference.clone()),
+        timeout_seconds: Set(transfer.timeout_seconds),
+        flags: Set(transfer.flags as i32),
+        kind: Set(transfer.kind() as i16),
+        pending_state: Set(transfer.pending_state as i16),
+        expires_at: Set(transfer.expires_at),
+        resolved_at: Set(transfer.resolved_at),
+        metadata: Set(metadata_to_column(&transfer.metadata)),
+        created_at: Set(transfer.created_at),
+        hash: Set(hash),
+    }
+}
+
+/// The chained hash of one transfer: what it moved, between whom, when, and the hash before it.
+pub fn chain_hash(previous: &str, seq: i64, transfer: &Transfer) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(previous.as_bytes());
+    hasher.update(seq.to_le_bytes());
+    hasher.update(transfer.id.as_bytes());
+    hasher.update(transfer.workspace_id.as_bytes());
+    hasher.update(transfer.debit_account_id.as_bytes());
+    hasher.update(transfer.credit_account_id.as_bytes());
+    hasher.update(transfer.amount.to_le_bytes());
+    hasher.update(transfer.pending_id.unwrap_or_default().as_bytes());
+    hasher.update(transfer.flags.to_le_bytes());
+    hasher.update((transfer.code.len() as u64).to_le_bytes());
+    hasher.update(transfer.code.as_bytes());
+    hasher.update((transfer.reference.len() as u64).to_le_bytes());
+    hasher.update(transfer.reference.as_bytes());
+    hasher.update(transfer.created_at.to_le_bytes());
+    hex::encode(hasher.finalize())
+}
+
+fn is_postgres<C: ConnectionTrait>(connection: &C) -> bool {
+    connection.get_database_backend() == DbBackend::Postgres
+}
+
+/// Loads accounts by id, locking them in ascending id order on PostgreSQL.
+async fn load_accounts<C: ConnectionTrait>(
+    connection: &C,
+    ids: &BTreeSet<Uuid>,
+    working: &mut WorkingSet,
+) -> Result<(), ServiceError> {
+    let ids: Vec<Uuid> = ids.iter().copied().collect();
+    for chunk in ids.chunks(CHUNK) {
+        let mut query = account::Entity::find()
+            .filter(account::Column::Id.is_in(chunk.iter().copied()))
+            .order_by_asc(account::Column::Id);
+        if is_postgres(connection) {
+            query = query.lock_exclusive();
+        }
+        for row in query.all(connection).await? {
+            working.accounts.insert(row.id, account_from_row(row));
+        }
+    }
+    Ok(())
+}
+
+async fn load_transfers<C: ConnectionTrait>(
+    connection: &C,
+    ids: &BTreeSet<Uuid>,
+    lock: bool,
+    working: &mut WorkingSet,
+) -> Result<(), ServiceError> {
+    let ids: Vec<Uuid> = ids.iter().copied().collect();
+    for chunk in ids.chunks(CHUNK) {
+        let mut query = transfer::Entity::find()
+            .filter(transfer::Column::Id.is_in(chunk.iter().copied()))
+            .order_by_asc(transfer::Column::Id);
+        if lock && is_postgres(connection) {
+            query = query.lock_exclusive();
+        }
+        for row in query.all(connection).await? {
+            let stored = transfer_from_row(row);
+            working
+                .transfers
+                .insert(stored.transfer.id, stored.transfer);
+        }
+    }
+    Ok(())
+}
+
+async fn load_failures<C: ConnectionTrait>(
+    connection: &C,
+    ids: &BTreeSet<Uuid>,
+    working: &mut WorkingSet,
+) -> Result<(), ServiceError> {
+    let ids: Vec<Uuid> = ids.iter().copied().collect();
+    for chunk in ids.chunks(CHUNK) {
+        let rows = failed::Entity::find()
+            .filter(failed::Column::Id.is_in(chunk.iter().copied()))
+            .all(connection)
+            .await?;
+        for row in rows {
+            if let Some(result) = TransferResult::from_i32(row.result) {
+                working.failed.insert(row.id, (row.workspace_id, result));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One request in a batch: a workspace and its transfers, in order.
+pub struct BatchRequest<'a> {
+    pub workspace_id: Uuid,
+    pub transfers: &'a [crate::domain::NewTransfer],
+}
+
+/// Loads what the requests touch, applies them in order and persists the result, all inside the
+/// caller's transaction. Locks (PostgreSQL): referenced pending transfers, then accounts, then
+/// chain heads, each in ascending key order, so concurrent batches never deadlock.
+pub async fn apply_batch<C: ConnectionTrait>(
+    connection: &C,
+    requests: &[BatchRequest<'_>],
+    now: i64,
+) -> Result<Vec<Vec<TransferResult>>, ServiceError> {
+    let mut working = WorkingSet::default();
+    let mut new_ids = BTreeSet::new();
+    let mut pending_ids = BTreeSet::new();
+    for request in requests {
+        for transfer in request.transfers {
+            new_ids.insert(transfer.id);
+            if let Some(pending_id) = transfer.pending_id {
+                pending_ids.insert(pending_id);
+            }
+        }
+    }
+    // Lock order: referenced pending transfers, then accounts (learned from the requests and the
+    // pending transfers), each ascending. Only then read which ids already exist or failed: under
+    // READ COMMITTED those reads see every transaction that held these locks before us.
+    load_transfers(connection, &pending_ids, true, &mut working).await?;
+    let mut account_ids = BTreeSet::new();
+    for request in requests {
+        for transfer in request.transfers {
+            account_ids.insert(transfer.debit_account_id);
+            account_ids.insert(transfer.credit_account_id);
+        }
+    }
+    for pending in working.transfers.values() {
+        account_ids.insert(pending.debit_account_id);
+        account_ids.insert(pending.credit_account_id);
+    }
+    account_ids.remove(&Uuid::nil());
+    load_accounts(connection, &account_ids, &mut working).await?;
+    let unseen: BTreeSet<Uuid> = new_ids
+        .iter()
+        .filter(|id| !working.transfers.contains_key(id))
+        .copied()
+        .collect();
+    load_transfers(connection, &unseen, false, &mut working).await?;
+    load_failures(connection, &new_ids, &mut working).await?;
+
+    let results: Vec<Vec<TransferResult>> = requests
+        .iter()
+        .map(|request| working.apply(request.workspace_id, now, request.transfers))
+        .collect();
+    persist(connection, &mut working, now).await?;
+    Ok(results)
+}
+
+/// Writes what a working set changed: new transfers (chained), balances, pending states, failures.
+pub async fn persist<C: ConnectionTrait>(
+    connection: &C,
+    working: &mut WorkingSet,
+    now: i64,
+) -> Result<(), ServiceError> {
+    if !working.created.is_empty() {
+        let workspaces: BTreeSet<Uuid> = working
+            .created
+            .iter()
+            .filter_map(|id| working.transfers.get(id))
+            .map(|t| t.workspace_id)
+            .collect();
+        let mut heads = BTreeMap::new();
+        for workspace_id in workspaces {
+            heads.insert(
+                workspace_id,
+                lock_chain_head(connection, workspace_id).await?,
+            );
+        }
+        let mut rows = Vec::with_capacity(working.created.len());
+        for id in &working.created {
+            let Some(transfer) = working.transfers.get(id) else {
+                continue;
+            };
+            let Some((seq, hash)) = heads.get_mut(&transfer.workspace_id) else {
+                continue;
+            };
+            *seq += 1;
+            *hash = chain_hash(hash, *seq, transfer);
+            rows.push(transfer_to_row(transfer, *seq, hash.clone()));
+        }
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
+            transfer::Entity::insert_many(chunk)
+                .exec_without_returning(connection)
+                .await
+                .map_err(unique_is_conflict)?;
+        }
+        for (workspace_id, (seq, hash)) in heads {
+            chain_head::Entity::update_many()
+                .col_expr(chain_head::Column::Seq, Expr::value(seq))
+                .col_expr(chain_head::Column::Hash, Expr::value(hash))
+                .filter(chain_head::Column::WorkspaceId.eq(workspace_id))
+                .exec(connection)
+                .await?;
+        }
+    }
+    for id in &working.touched_accounts {
+        let Some(account) = working.accounts.get(id) else {
+            continue;
+        };
+        account::Entity::update_many()
+            .col_expr(
+                account::Column::DebitsPosted,
+                Expr::value(account.debits_posted),
+            )
+            .col_expr(
+                account::Column::CreditsPosted,
+                Expr::value(account.credits_posted),
+            )
+            .col_expr(
+                account::Column::DebitsPending,
+                Expr::value(account.debits_pending),
+            )
+            .col_expr(
+                account::Column::CreditsPending,
+                Expr::value(account.credits_pending),
+            )
+            .filter(account::Column::Id.eq(account.id))
+            .exec(connection)
+            .await?;
+    }
+    let created: BTreeSet<Uuid> = working.created.iter().copied().collect();
+    for id in working.resolved.iter().filter(|id| !created.contains(id)) {
+        let Some(transfer) = working.transfers.get(id) else {
+            continue;
+        };
+        transfer::Entity::update_many()
+            .col_expr(
+                transfer::Column::PendingState,
+                Expr::value(transfer.pending_state as i16),
+            )
+            .col_expr(
+                transfer::Column::ResolvedAt,
+                Expr::value(transfer.resolved_at),
+            )
+            .filter(transfer::Column::Id.eq(*id))
+            .exec(connection)
+            .await?;
+    }
+    if !working.new_failures.is_empty() {
+        let rows: Vec<failed::ActiveModel> = working
+            .new_failures
+            .iter()
+            .map(|(id, workspace_id, result)| failed::ActiveModel {
+                id: Set(*id),
+                workspace_id: Set(*workspace_id),
+                result: Set(*result as i32),
+                created_at: Set(now),
+            })
+            .collect();
+        for chunk in rows.chunks(CHUNK) {
+            failed::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::column(failed::Column::Id)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(connection)
+                .await
+                .map_err(unique_is_conflict)?;
+        }
+    }
+    Ok(())
+}
+
+/// A transfer id inserted concurrently by another transaction: run the batch again, and it will
+/// answer EXISTS.
+fn unique_is_conflict(error: DbErr) -> ServiceError {
+    if kernel::db::is_unique_violation(&error) {
+        ServiceError::retryable_conflict(error)
+    } else {
+        error.into()
+    }
+}
+
+async fn lock_chain_head<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+) -> Result<(i64, String), ServiceError> {
+    let head = chain_head::ActiveModel {
+        workspace_id: Set(workspace_id),
+        seq: Set(0),
+        hash: Set(GENESIS_HASH.to_owned()),
+    };
+    chain_head::Entity::insert(head)
+        .on_conflict(
+            OnConflict::column(chain_head::Column::WorkspaceId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(connection)
+        .await?;
+    let mut query = chain_head::Entity::find_by_id(workspace_id);
+    if is_postgres(connection) {
+        query = query.lock_exclusive();
+    }
+    let head = query
+        .one(connection)
+        .await?
+        .ok_or_else(|| ServiceError::internal(format!("chain head of {workspace_id} vanished")))?;
+    Ok((head.seq, head.hash))
+}
+
+/// Voids pending transfers whose timeout passed before `now`; returns how many.
+pub async fn expire_pending<C: ConnectionTrait>(
+    connection: &C,
+    now: i64,
+    limit: u64,
+) -> Result<usize, ServiceError> {
+    let due: BTreeSet<Uuid> = transfer::Entity::find()
+        .select_only()
+        .column(transfer::Column::Id)
+        .filter(transfer::Column::PendingState.eq(PendingState::Pending as i16))
+        .filter(transfer::Column::ExpiresAt.lte(now))
+        .limit(limit)
+        .into_tuple::<Uuid>()
+        .all(connection)
+        .await?
+        .into_iter()
+        .collect();
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut working = WorkingSet::default();
+    load_transfers(connection, &due, true, &mut working).await?;
+    let account_ids: BTreeSet<Uuid> = working
+        .transfers
+        .values()
+        .flat_map(|t| [t.debit_account_id, t.credit_account_id])
+        .collect();
+    load_accounts(connection, &account_ids, &mut working).await?;
+    let expired = due.iter().filter(|id| working.expire(**id)).count();
+    persist(connection, &mut working, now).await?;
+    Ok(expired)
+}
