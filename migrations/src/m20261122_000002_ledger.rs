@@ -85,10 +85,6 @@ impl MigrationTrait for Migration {
                 "ledger_transfer_reference",
                 &["workspace_id", "reference", "seq"][..],
             ),
-            (
-                "ledger_transfer_expiry",
-                &["pending_state", "expires_at"][..],
-            ),
         ] {
             let mut index = Index::create()
                 .name(name)
@@ -102,6 +98,14 @@ impl MigrationTrait for Migration {
             }
             manager.create_index(index).await?;
         }
+        // Only pending transfers are ever due to expire: a partial index keeps every other insert
+        // from paying for it (the same statement works on SQLite and PostgreSQL).
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE INDEX ledger_transfer_expiry ON ledger_transfer (expires_at) WHERE pending_state = 1",
+            )
+            .await?;
         manager
             .create_table(
                 Table::create()

@@ -44,8 +44,12 @@ impl Backend {
 /// Creates `name` afresh on the server behind `admin_url` and returns its URL.
 pub async fn fresh_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
     let admin = sea_orm::Database::connect(admin_url).await?;
-    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
-    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await?;
     admin.close().await?;
     let base = admin_url.split('?').next().unwrap_or(admin_url);
     let base = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
@@ -58,7 +62,9 @@ impl Gateway {
         let data_dir = tempfile::tempdir()?;
         let database_url = match backend {
             Backend::Sqlite => format!("sqlite://{}", data_dir.path().join("bench.db").display()),
-            Backend::Postgres(admin_url) => fresh_postgres_database(admin_url, "promo_bench").await?,
+            Backend::Postgres(admin_url) => {
+                fresh_postgres_database(admin_url, "promo_bench").await?
+            }
         };
         let mut config = Config {
             listen: "127.0.0.1:0".to_owned(),
@@ -77,21 +83,35 @@ impl Gateway {
             .await?
             .ok_or_else(|| anyhow::anyhow!("no default workspace"))?
             .id;
-        let token = app.issuer.issue(Uuid::new_v4(), workspace_id, &[Role::Admin], 3600).map_err(anyhow::Error::msg)?;
+        let token = app
+            .issuer
+            .issue(Uuid::new_v4(), workspace_id, &[Role::Admin], 3600)
+            .map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let (shutdown, signal) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run(listener, async {
             let _ = signal.await;
         }));
-        Ok(Gateway { address, token, workspace_id, shutdown: Some(shutdown), server, _data_dir: data_dir })
+        Ok(Gateway {
+            address,
+            token,
+            workspace_id,
+            shutdown: Some(shutdown),
+            server,
+            _data_dir: data_dir,
+        })
     }
 
     /// `count` HTTP/2 connections to the gateway (calls are spread over them).
     pub async fn channels(&self, count: usize) -> anyhow::Result<Vec<Channel>> {
         let mut channels = Vec::with_capacity(count);
         for _ in 0..count {
-            channels.push(Channel::from_shared(format!("http://{}", self.address))?.connect().await?);
+            channels.push(
+                Channel::from_shared(format!("http://{}", self.address))?
+                    .connect()
+                    .await?,
+            );
         }
         Ok(channels)
     }
@@ -119,7 +139,11 @@ pub fn histogram() -> anyhow::Result<Histogram<u64>> {
 }
 
 /// `{calls_per_s, p50_ms, p99_ms}` style summary of one measured phase.
-pub fn summary(operations: u64, elapsed: Duration, latencies: &Histogram<u64>) -> serde_json::Value {
+pub fn summary(
+    operations: u64,
+    elapsed: Duration,
+    latencies: &Histogram<u64>,
+) -> serde_json::Value {
     let seconds = elapsed.as_secs_f64();
     serde_json::json!({
         "operations": operations,
@@ -133,14 +157,39 @@ pub fn summary(operations: u64, elapsed: Duration, latencies: &Histogram<u64>) -
 
 /// Runs PostgreSQL's pgbench tpcb-like workload (default durability) against a fresh database
 /// on the server of `admin_url` and returns its tps (excluding connection time).
-pub async fn pgbench(admin_url: &str, scale: u32, clients: u32, seconds: u32) -> anyhow::Result<f64> {
+pub async fn pgbench(
+    admin_url: &str,
+    scale: u32,
+    clients: u32,
+    seconds: u32,
+) -> anyhow::Result<f64> {
     let url = fresh_postgres_database(admin_url, "promo_pgbench").await?;
-    let init = Command::new("pgbench").args(["-i", "-q", "-s", &scale.to_string(), &url]).output()?;
-    anyhow::ensure!(init.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
-    let run = Command::new("pgbench")
-        .args(["-b", "tpcb-like", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), &url])
+    let init = Command::new("pgbench")
+        .args(["-i", "-q", "-s", &scale.to_string(), &url])
         .output()?;
-    anyhow::ensure!(run.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&run.stderr));
+    anyhow::ensure!(
+        init.status.success(),
+        "pgbench -i failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let run = Command::new("pgbench")
+        .args([
+            "-b",
+            "tpcb-like",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            &url,
+        ])
+        .output()?;
+    anyhow::ensure!(
+        run.status.success(),
+        "pgbench failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let stdout = String::from_utf8_lossy(&run.stdout);
     stdout
         .lines()

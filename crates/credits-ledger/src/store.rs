@@ -238,22 +238,124 @@ fn is_postgres<C: ConnectionTrait>(connection: &C) -> bool {
     connection.get_database_backend() == DbBackend::Postgres
 }
 
-/// Loads accounts by id, locking them in ascending id order on PostgreSQL.
+/// Writes the four balances of each account back in one statement: an `UPDATE … FROM (VALUES …)`
+/// joined on the primary key (PostgreSQL names the VALUES columns; SQLite calls them column1…).
+async fn write_balances<C: ConnectionTrait>(
+    connection: &C,
+    accounts: &[&Account],
+) -> Result<(), ServiceError> {
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let backend = connection.get_database_backend();
+    let postgres = backend == DbBackend::Postgres;
+    let mut sql = String::with_capacity(160 + accounts.len() * 40);
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(accounts.len() * 5);
+    for (index, account) in accounts.iter().enumerate() {
+        let base = index * 5;
+        sql.push_str(if index == 0 { "(" } else { ", (" });
+        for column in 0..5 {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            if postgres {
+                let cast = if column == 0 { "::uuid" } else { "::bigint" };
+                sql.push_str(&format!("${}{cast}", base + column + 1));
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+        values.push(account.id.into());
+        values.push(account.debits_posted.into());
+        values.push(account.credits_posted.into());
+        values.push(account.debits_pending.into());
+        values.push(account.credits_pending.into());
+    }
+    let statement = if postgres {
+        format!(
+            "UPDATE ledger_account AS a SET debits_posted = v.dp, credits_posted = v.cp, \
+             debits_pending = v.dq, credits_pending = v.cq FROM (VALUES {sql}) AS v(id, dp, cp, dq, cq) \
+             WHERE a.id = v.id"
+        )
+    } else {
+        format!(
+            "UPDATE ledger_account SET debits_posted = v.column2, credits_posted = v.column3, \
+             debits_pending = v.column4, credits_pending = v.column5 FROM (VALUES {sql}) AS v \
+             WHERE ledger_account.id = v.column1"
+        )
+    };
+    let result = connection
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend, statement, values,
+        ))
+        .await?;
+    if result.rows_affected() != accounts.len() as u64 {
+        return Err(ServiceError::internal(format!(
+            "balance write touched {} of {} accounts",
+            result.rows_affected(),
+            accounts.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Loads what the engine needs of accounts (not their code, owner or metadata), locking them in
+/// ascending id order on PostgreSQL.
 async fn load_accounts<C: ConnectionTrait>(
     connection: &C,
     ids: &BTreeSet<Uuid>,
     working: &mut WorkingSet,
 ) -> Result<(), ServiceError> {
+    type Row = (Uuid, Uuid, String, i32, i64, i64, i64, i64);
     let ids: Vec<Uuid> = ids.iter().copied().collect();
     for chunk in ids.chunks(CHUNK) {
         let mut query = account::Entity::find()
+            .select_only()
+            .columns([
+                account::Column::Id,
+                account::Column::WorkspaceId,
+                account::Column::Asset,
+                account::Column::Flags,
+                account::Column::DebitsPosted,
+                account::Column::CreditsPosted,
+                account::Column::DebitsPending,
+                account::Column::CreditsPending,
+            ])
             .filter(account::Column::Id.is_in(chunk.iter().copied()))
             .order_by_asc(account::Column::Id);
         if is_postgres(connection) {
             query = query.lock_exclusive();
         }
-        for row in query.all(connection).await? {
-            working.accounts.insert(row.id, account_from_row(row));
+        let rows: Vec<Row> = query.into_tuple().all(connection).await?;
+        for (
+            id,
+            workspace_id,
+            asset,
+            flags,
+            debits_posted,
+            credits_posted,
+            debits_pending,
+            credits_pending,
+        ) in rows
+        {
+            working.accounts.insert(
+                id,
+                Account {
+                    id,
+                    workspace_id,
+                    owner_id: None,
+                    asset,
+                    code: String::new(),
+                    flags: flags as u32,
+                    debits_posted,
+                    credits_posted,
+                    debits_pending,
+                    credits_pending,
+                    metadata: BTreeMap::new(),
+                    created_at: 0,
+                },
+            );
         }
     }
     Ok(())
@@ -352,7 +454,6 @@ pub async fn apply_batch<C: ConnectionTrait>(
         .collect();
     load_transfers(connection, &unseen, false, &mut working).await?;
     load_failures(connection, &new_ids, &mut working).await?;
-
     let results: Vec<Vec<TransferResult>> = requests
         .iter()
         .map(|request| working.apply(request.workspace_id, now, request.transfers))
@@ -410,30 +511,13 @@ pub async fn persist<C: ConnectionTrait>(
                 .await?;
         }
     }
-    for id in &working.touched_accounts {
-        let Some(account) = working.accounts.get(id) else {
-            continue;
-        };
-        account::Entity::update_many()
-            .col_expr(
-                account::Column::DebitsPosted,
-                Expr::value(account.debits_posted),
-            )
-            .col_expr(
-                account::Column::CreditsPosted,
-                Expr::value(account.credits_posted),
-            )
-            .col_expr(
-                account::Column::DebitsPending,
-                Expr::value(account.debits_pending),
-            )
-            .col_expr(
-                account::Column::CreditsPending,
-                Expr::value(account.credits_pending),
-            )
-            .filter(account::Column::Id.eq(account.id))
-            .exec(connection)
-            .await?;
+    let touched: Vec<&Account> = working
+        .touched_accounts
+        .iter()
+        .filter_map(|id| working.accounts.get(id))
+        .collect();
+    for chunk in touched.chunks(CHUNK) {
+        write_balances(connection, chunk).await?;
     }
     let created: BTreeSet<Uuid> = working.created.iter().copied().collect();
     for id in working.resolved.iter().filter(|id| !created.contains(id)) {

@@ -252,6 +252,50 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_providers_eddsa_tokens_verify_beside_the_shared_secret() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let public_key = fixtures.join("idp-ed25519-public.pem");
+        let verifier = TokenVerifier::new(SECRET, Some((&public_key, Algorithm::EdDSA)))
+            .expect("verifier with public key");
+        let sign_with = |private_key: &str| {
+            let pem = std::fs::read(fixtures.join(private_key)).expect("private key");
+            let key = EncodingKey::from_ed_pem(&pem).expect("ed25519 key");
+            let now = chrono::Utc::now().timestamp();
+            let claims = Claims {
+                sub: Uuid::new_v4().to_string(),
+                workspace: Uuid::new_v4().to_string(),
+                roles: vec!["ops".to_owned()],
+                exp: now + 60,
+                iat: now,
+                iss: ISSUER.to_owned(),
+                aud: AUDIENCE.to_owned(),
+            };
+            jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).expect("signed")
+        };
+        let principal = verifier
+            .verify(&sign_with("idp-ed25519-private.pem"))
+            .expect("provider token");
+        assert_eq!(principal.roles, [Role::Ops]);
+        assert!(
+            verifier
+                .verify(&sign_with("other-ed25519-private.pem"))
+                .is_err(),
+            "another key is refused"
+        );
+        let shared = TokenIssuer::new(SECRET)
+            .issue(Uuid::new_v4(), Uuid::new_v4(), &[Role::Admin], 60)
+            .expect("token");
+        assert!(verifier.verify(&shared).is_ok(), "HS256 keeps working");
+        let without_key = TokenVerifier::new(SECRET, None).expect("verifier");
+        assert!(
+            without_key
+                .verify(&sign_with("idp-ed25519-private.pem"))
+                .is_err(),
+            "EdDSA only when configured"
+        );
+    }
+
+    #[test]
     fn a_generated_secret_is_kept_and_reused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = load_or_create_secret("", dir.path()).expect("created");

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use bench::{Backend, Gateway, histogram, pgbench, summary};
 use proto::ledger::v1 as pb;
 use proto::ledger::v1::ledger_service_client::LedgerServiceClient;
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -29,12 +30,25 @@ struct Args {
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args { seconds: 8, postgres: Some("postgres://postgres@127.0.0.1:5432/postgres".to_owned()) };
+    let mut args = Args {
+        seconds: 8,
+        postgres: Some("postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+    };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
         match arg.as_str() {
-            "--seconds" => args.seconds = iter.next().ok_or_else(|| anyhow::anyhow!("--seconds N"))?.parse()?,
-            "--postgres" => args.postgres = Some(iter.next().ok_or_else(|| anyhow::anyhow!("--postgres URL"))?),
+            "--seconds" => {
+                args.seconds = iter
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--seconds N"))?
+                    .parse()?
+            }
+            "--postgres" => {
+                args.postgres = Some(
+                    iter.next()
+                        .ok_or_else(|| anyhow::anyhow!("--postgres URL"))?,
+                )
+            }
             "--sqlite-only" => args.postgres = None,
             other => anyhow::bail!("unknown argument {other}"),
         }
@@ -56,7 +70,9 @@ fn transfer(debit: Uuid, credit: Uuid, amount: i64) -> pb::Transfer {
 /// Accounts: a source that may go negative, a hot account, and ACCOUNTS ordinary ones; every
 /// account but the source refuses overdrafts and is funded generously.
 async fn set_up(gateway: &Gateway, channel: Channel) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
-    let mut client = LedgerServiceClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
+    let mut client = LedgerServiceClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
     let source = Uuid::new_v4();
     let hot = Uuid::new_v4();
     let accounts: Vec<Uuid> = (0..ACCOUNTS).map(|_| Uuid::new_v4()).collect();
@@ -81,10 +97,19 @@ async fn set_up(gateway: &Gateway, channel: Channel) -> anyhow::Result<(Uuid, Ve
         client.create_accounts(gateway.authed(request)).await?;
     }
     for chunk in all[1..].chunks(8000) {
-        let transfers = chunk.iter().map(|id| transfer(source, *id, FUNDING)).collect();
-        let response = client.create_transfers(gateway.authed(pb::CreateTransfersRequest { transfers })).await?;
+        let transfers = chunk
+            .iter()
+            .map(|id| transfer(source, *id, FUNDING))
+            .collect();
+        let response = client
+            .create_transfers(gateway.authed(pb::CreateTransfersRequest { transfers }))
+            .await?;
         anyhow::ensure!(
-            response.get_ref().results.iter().all(|r| r.result() == pb::TransferResult::Created),
+            response
+                .get_ref()
+                .results
+                .iter()
+                .all(|r| r.result() == pb::TransferResult::Created),
             "funding failed"
         );
     }
@@ -116,24 +141,33 @@ async fn drive(
         tasks.push(tokio::spawn(async move {
             let mut latencies = histogram()?;
             let mut transfers_sent = 0u64;
-            let mut rng = rand::rng();
+            let mut rng = StdRng::seed_from_u64(index as u64);
             while Instant::now() < deadline {
                 let transfers: Vec<pb::Transfer> = (0..batch)
                     .map(|_| {
-                        let debit = hot.unwrap_or_else(|| accounts[rng.random_range(0..accounts.len())]);
+                        let debit =
+                            hot.unwrap_or_else(|| accounts[rng.random_range(0..accounts.len())]);
                         let mut credit = accounts[rng.random_range(0..accounts.len())];
                         if credit == debit {
-                            credit = accounts[(rng.random_range(0..accounts.len() - 1) + 1) % accounts.len()];
+                            credit = accounts
+                                [(rng.random_range(0..accounts.len() - 1) + 1) % accounts.len()];
                         }
                         transfer(debit, credit, rng.random_range(1..=100))
                     })
                     .collect();
                 let mut request = tonic::Request::new(pb::CreateTransfersRequest { transfers });
-                request.metadata_mut().insert("authorization", token.parse()?);
+                request
+                    .metadata_mut()
+                    .insert("authorization", token.parse()?);
                 let call = Instant::now();
                 let response = client.create_transfers(request).await?;
                 latencies.record(call.elapsed().as_micros().max(1) as u64)?;
-                let failed = response.get_ref().results.iter().filter(|r| r.result() != pb::TransferResult::Created).count();
+                let failed = response
+                    .get_ref()
+                    .results
+                    .iter()
+                    .filter(|r| r.result() != pb::TransferResult::Created)
+                    .count();
                 failures.fetch_add(failed as u64, Ordering::Relaxed);
                 transfers_sent += batch as u64;
             }
@@ -159,14 +193,46 @@ async fn run_backend(backend: &Backend, seconds: u64) -> anyhow::Result<serde_js
     let channels = gateway.channels(8).await?;
     let (hot, accounts) = set_up(&gateway, channels[0].clone()).await?;
     let accounts = Arc::new(accounts);
-    eprintln!("{}: (a) {CLIENTS} clients, one transfer per call", backend.name());
-    let single = drive(&gateway, &channels, CLIENTS, 1, seconds, None, accounts.clone()).await?;
+    eprintln!(
+        "{}: (a) {CLIENTS} clients, one transfer per call",
+        backend.name()
+    );
+    let single = drive(
+        &gateway,
+        &channels,
+        CLIENTS,
+        1,
+        seconds,
+        None,
+        accounts.clone(),
+    )
+    .await?;
     eprintln!("{}: (b) hot account", backend.name());
-    let hot_account = drive(&gateway, &channels, CLIENTS, 1, seconds, Some(hot), accounts.clone()).await?;
+    let hot_account = drive(
+        &gateway,
+        &channels,
+        CLIENTS,
+        1,
+        seconds,
+        Some(hot),
+        accounts.clone(),
+    )
+    .await?;
     eprintln!("{}: (c) {BATCH} transfers per call", backend.name());
-    let batched = drive(&gateway, &channels, BATCH_CLIENTS, BATCH, seconds, None, accounts).await?;
+    let batched = drive(
+        &gateway,
+        &channels,
+        BATCH_CLIENTS,
+        BATCH,
+        seconds,
+        None,
+        accounts,
+    )
+    .await?;
     gateway.stop().await?;
-    Ok(serde_json::json!({ "a_single_transfer_calls": single, "b_hot_account": hot_account, "c_batches_of_1000": batched }))
+    Ok(
+        serde_json::json!({ "a_single_transfer_calls": single, "b_hot_account": hot_account, "c_batches_of_1000": batched }),
+    )
 }
 
 #[tokio::main]
@@ -180,7 +246,9 @@ async fn main() -> anyhow::Result<()> {
         let scale_10 = pgbench(url, 10, 8, args.seconds as u32).await?;
         let scale_1 = pgbench(url, 1, 8, args.seconds as u32).await?;
         report["pgbench"] = serde_json::json!({ "tps_scale_10": scale_10, "tps_scale_1": scale_1 });
-        let rate = |backend: &str, phase: &str| report[backend][phase]["per_second"].as_f64().unwrap_or(0.0);
+        let rate = |backend: &str, phase: &str| {
+            report[backend][phase]["per_second"].as_f64().unwrap_or(0.0)
+        };
         let mut ratios = serde_json::Map::new();
         for backend in ["sqlite", "postgresql"] {
             ratios.insert(

@@ -17,6 +17,7 @@ pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
 pub struct TestApp {
     pub issuer: TokenIssuer,
     pub default_workspace: Uuid,
+    pub database_url: String,
     pub channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -110,6 +111,7 @@ pub async fn spawn_app_with_clock(
     TestApp {
         issuer,
         default_workspace,
+        database_url,
         channel,
         shutdown: Some(shutdown),
         server: Some(server),

@@ -102,3 +102,129 @@ async fn rpc_latency_is_recorded_by_method_and_status() {
     assert!(text.contains(bucket), "{text}");
     assert!(text.contains("code=\"unauthenticated\""), "{text}");
 }
+
+fn big_batch(
+    source: uuid::Uuid,
+    target: uuid::Uuid,
+    size: usize,
+) -> proto::ledger::v1::CreateTransfersRequest {
+    proto::ledger::v1::CreateTransfersRequest {
+        transfers: (0..size)
+            .map(|_| proto::ledger::v1::Transfer {
+                id: uuid::Uuid::new_v4().to_string(),
+                debit_account_id: source.to_string(),
+                credit_account_id: target.to_string(),
+                amount: 1,
+                code: "LOAD".to_owned(),
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+async fn two_accounts(app: &crate::helpers::TestApp, token: &str) -> (uuid::Uuid, uuid::Uuid) {
+    use proto::ledger::v1 as ledger;
+    let (source, target) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let accounts = [source, target]
+        .iter()
+        .map(|id| ledger::Account {
+            id: id.to_string(),
+            asset: "CREDITS".to_owned(),
+            code: "LOAD".to_owned(),
+            ..Default::default()
+        })
+        .collect();
+    ledger::ledger_service_client::LedgerServiceClient::new(app.channel.clone())
+        .create_accounts(authed(ledger::CreateAccountsRequest { accounts }, token))
+        .await
+        .expect("accounts");
+    (source, target)
+}
+
+#[tokio::test]
+async fn a_call_past_its_deadline_answers_deadline_exceeded() {
+    let app = spawn_app_with(|config| config.limits.request_timeout_ms = 10).await;
+    let token = app.token(&[Role::Admin]);
+    let (source, target) = two_accounts(&app, &token).await;
+    let mut client =
+        proto::ledger::v1::ledger_service_client::LedgerServiceClient::new(app.channel.clone());
+    // 8,000 transfers cannot be decoded, applied and committed in 10 ms.
+    let status = client
+        .create_transfers(authed(big_batch(source, target, 8000), &token))
+        .await
+        .expect_err("too slow");
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
+}
+
+#[tokio::test]
+async fn requests_beyond_the_concurrency_limit_are_shed() {
+    let app = spawn_app_with(|config| config.limits.max_concurrent_requests = 1).await;
+    let token = app.token(&[Role::Admin]);
+    let (source, target) = two_accounts(&app, &token).await;
+    let mut calls = Vec::new();
+    for _ in 0..12 {
+        let mut client =
+            proto::ledger::v1::ledger_service_client::LedgerServiceClient::new(app.channel.clone());
+        let request = authed(big_batch(source, target, 2000), &token);
+        calls.push(tokio::spawn(async move {
+            client.create_transfers(request).await
+        }));
+    }
+    let mut shed = 0;
+    let mut served = 0;
+    for call in calls {
+        match call.await.expect("task") {
+            Ok(_) => served += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable);
+                assert_eq!(reason(&status), "OVERLOADED");
+                assert!(status.get_details_retry_info().is_some());
+                shed += 1;
+            }
+        }
+    }
+    assert!(served >= 1, "the first call is served");
+    assert!(
+        shed >= 1,
+        "twelve overlapping calls with one slot shed some"
+    );
+}
+
+#[tokio::test]
+async fn the_idempotency_sweeper_forgets_old_request_ids() {
+    let app = spawn_app().await;
+    let mut client = WorkspaceServiceClient::new(app.channel.clone());
+    let token = app.token(&[Role::PlatformAdmin]);
+    let request = pb::CreateWorkspaceRequest {
+        request_id: request_id(),
+        name: "swept".to_owned(),
+        ..Default::default()
+    };
+    client
+        .create_workspace(authed(request.clone(), &token))
+        .await
+        .expect("created");
+    let database = sea_orm::Database::connect(&app.database_url)
+        .await
+        .expect("connect");
+    let kept =
+        kernel::idempotency::sweep(&database, chrono::Utc::now() - chrono::Duration::hours(1))
+            .await
+            .expect("sweep");
+    assert_eq!(kept, 0, "a fresh record is within retention");
+    let swept =
+        kernel::idempotency::sweep(&database, chrono::Utc::now() + chrono::Duration::hours(1))
+            .await
+            .expect("sweep");
+    assert!(swept >= 1);
+    let status = client
+        .create_workspace(authed(request, &token))
+        .await
+        .expect_err("replayed as new");
+    assert_eq!(
+        reason(&status),
+        "WORKSPACE_ALREADY_EXISTS",
+        "once forgotten, a retry runs again and meets the result"
+    );
+}
