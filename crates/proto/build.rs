@@ -11,6 +11,10 @@ use prost::Message;
 const SERVICE_PACKAGES: &[(&str, &[&str])] = &[
     ("promo.admin.v1", &["promo/admin/v1/workspace.proto"]),
     ("promo.ledger.v1", &["promo/ledger/v1/ledger.proto"]),
+    (
+        "promo.promotion.v1",
+        &["promo/promotion/v1/promotion.proto"],
+    ),
 ];
 
 const ERROR_DETAIL_FILES: &[&str] = &["google/rpc/error_details.proto", "google/rpc/status.proto"];

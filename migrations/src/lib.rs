@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_kernel;
 mod m20261122_000002_ledger;
+mod m20261122_000003_promotion;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_kernel::Migration),
             Box::new(m20261122_000002_ledger::Migration),
+            Box::new(m20261122_000003_promotion::Migration),
         ]
     }
 }

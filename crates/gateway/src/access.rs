@@ -44,6 +44,9 @@ const ANY_WORKSPACE_ROLE: &[Role] = &[
 ];
 const LEDGER_READERS: &[Role] = &[Admin, Ops, Billing, Factory, Advertiser, Promoter, Customer];
 const LEDGER: Option<Module> = Some(Module::Ledger);
+const CATALOGUE: &[Role] = &[Factory, Admin, Ops];
+const CATALOGUE_READERS: &[Role] = &[Factory, Admin, Ops, Generator];
+const PROMOTION: Option<Module> = Some(Module::MaterialPromotion);
 
 pub const RULES: &[MethodRule] = &[
     rule(
@@ -110,6 +113,81 @@ pub const RULES: &[MethodRule] = &[
         "/promo.ledger.v1.LedgerService/PurchaseCredits",
         &[Billing, Admin],
         LEDGER,
+    ),
+    rule(
+        "/promo.promotion.v1.MaterialService/CreateMaterial",
+        CATALOGUE,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.MaterialService/ImportMaterials",
+        CATALOGUE,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.MaterialService/GetMaterial",
+        CATALOGUE_READERS,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.MaterialService/ListMaterials",
+        CATALOGUE_READERS,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.PromotionService/CreatePromotion",
+        CATALOGUE,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.PromotionService/AllocateCredits",
+        CATALOGUE,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.PromotionService/GetPromotion",
+        CATALOGUE,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.PromotionService/ListPromotions",
+        CATALOGUE,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.PromotionService/UpdatePromotionStatus",
+        CATALOGUE,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.PromotionService/GetPromotionAnalytics",
+        CATALOGUE,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.PromotionService/GetFactoryAnalytics",
+        CATALOGUE,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.PromotionService/ListFactoryMaterials",
+        CATALOGUE,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.PromotionService/ListPromotionAudit",
+        CATALOGUE,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.SelectionService/SelectMaterials",
+        &[Generator],
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.SelectionService/ReportUsage",
+        &[Generator],
+        PROMOTION,
     ),
 ];
 

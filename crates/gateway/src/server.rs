@@ -28,6 +28,8 @@ pub struct App {
     pub issuer: TokenIssuer,
     /// The ledger with its group-commit writer running.
     pub ledger: credits_ledger::Ledger,
+    /// Material promotion, with its impression writer running.
+    pub promotions: Arc<promotion_core::PromotionCore>,
     verifier: TokenVerifier,
 }
 
@@ -59,11 +61,13 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
     let verifier = TokenVerifier::new(&secret, public_key).map_err(anyhow::Error::msg)?;
     let context = Context::new(db, clock);
     let ledger = credits_ledger::Ledger::start(context.clone());
+    let promotions = promotion_core::PromotionCore::start(context.clone(), &secret);
     Ok(App {
         config,
         context,
         issuer: TokenIssuer::new(&secret),
         ledger,
+        promotions,
         verifier,
     })
 }
@@ -99,7 +103,7 @@ async fn ensure_default_workspace(db: &Db, clock: &dyn Clock) -> anyhow::Result<
 }
 
 /// The services one server exposes and what reflection and health need to know about them.
-struct Registry {
+pub struct Registry {
     routes: RoutesBuilder,
     descriptor_sets: Vec<&'static [u8]>,
     service_names: Vec<&'static str>,
@@ -108,19 +112,58 @@ struct Registry {
 impl Registry {
     fn describe<S: NamedService>(&mut self, _service: &S, descriptor_set: &'static [u8]) {
         self.service_names.push(S::NAME);
-        self.descriptor_sets.push(descriptor_set);
+        if !self.descriptor_sets.contains(&descriptor_set) {
+            self.descriptor_sets.push(descriptor_set);
+        }
+    }
+
+    /// The descriptor sets of the registered services: what the access-table test walks.
+    pub fn descriptor_sets(&self) -> &[&'static [u8]] {
+        &self.descriptor_sets
+    }
+
+    pub fn service_names(&self) -> &[&'static str] {
+        &self.service_names
     }
 }
 
-/// Every descriptor set of the services this gateway registers, for the access-table test.
-pub fn registered_descriptor_sets() -> Vec<&'static [u8]> {
-    vec![
-        proto::admin::v1::FILE_DESCRIPTOR_SET,
-        proto::ledger::v1::FILE_DESCRIPTOR_SET,
-    ]
-}
-
 impl App {
+    /// Every domain service this gateway serves, with its descriptor set; `run` serves exactly
+    /// these, and the access-table test walks exactly these.
+    pub fn registry(&self, directory: Arc<WorkspaceDirectory>) -> Registry {
+        let limits = &self.config.limits;
+        let mut registry = Registry {
+            routes: RoutesBuilder::default(),
+            descriptor_sets: Vec::new(),
+            service_names: Vec::new(),
+        };
+
+        let admin = crate::admin::grpc(self.context.clone(), directory.clone())
+            .max_decoding_message_size(limits.max_message_bytes);
+        registry.describe(&admin, proto::admin::v1::FILE_DESCRIPTOR_SET);
+        registry.routes.add_service(admin);
+
+        let ledger = credits_ledger::service::grpc(self.ledger.clone())
+            .max_decoding_message_size(limits.max_message_bytes);
+        registry.describe(&ledger, proto::ledger::v1::FILE_DESCRIPTOR_SET);
+        registry.routes.add_service(ledger);
+
+        let materials = promotion_core::materials::grpc(self.promotions.clone())
+            .max_decoding_message_size(limits.max_message_bytes);
+        registry.describe(&materials, proto::promotion::v1::FILE_DESCRIPTOR_SET);
+        registry.routes.add_service(materials);
+        let promotions = promotion_core::promotions::grpc(self.promotions.clone())
+            .max_decoding_message_size(limits.max_message_bytes);
+        registry.describe(&promotions, proto::promotion::v1::FILE_DESCRIPTOR_SET);
+        registry.routes.add_service(promotions);
+        let selection = promotion_core::selection::grpc(self.promotions.clone())
+            .max_decoding_message_size(limits.max_message_bytes);
+        registry.describe(&selection, proto::promotion::v1::FILE_DESCRIPTOR_SET);
+        registry.routes.add_service(selection);
+
+        registry
+    }
+
     /// Serves on `listener` until `shutdown` resolves, then drains in-flight calls.
     pub async fn run(
         self,
@@ -137,21 +180,7 @@ impl App {
             directory.clone(),
             limits,
         ));
-        let mut registry = Registry {
-            routes: RoutesBuilder::default(),
-            descriptor_sets: Vec::new(),
-            service_names: Vec::new(),
-        };
-
-        let admin = crate::admin::grpc(self.context.clone(), directory.clone())
-            .max_decoding_message_size(limits.max_message_bytes);
-        registry.describe(&admin, proto::admin::v1::FILE_DESCRIPTOR_SET);
-        registry.routes.add_service(admin);
-
-        let ledger = credits_ledger::service::grpc(self.ledger.clone())
-            .max_decoding_message_size(limits.max_message_bytes);
-        registry.describe(&ledger, proto::ledger::v1::FILE_DESCRIPTOR_SET);
-        registry.routes.add_service(ledger);
+        let mut registry = self.registry(directory.clone());
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         for name in &registry.service_names {
@@ -184,6 +213,7 @@ impl App {
 
         let pruner = tokio::spawn(crate::layer::prune_rate_limiter(policy.clone()));
         let expiry = tokio::spawn(self.ledger.clone().run_expiry(Duration::from_secs(1)));
+        let promotion_tasks = tokio::spawn(self.promotions.clone().run_background());
         let sweeper = tokio::spawn(sweep_idempotency(
             self.context.clone(),
             self.config.idempotency_retention_hours,
@@ -206,6 +236,7 @@ impl App {
             .await;
         pruner.abort();
         expiry.abort();
+        promotion_tasks.abort();
         sweeper.abort();
         drained.context("serving gRPC")?;
         tracing::info!("stopped");

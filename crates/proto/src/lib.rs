@@ -20,6 +20,15 @@ pub mod ledger {
     }
 }
 
+pub mod promotion {
+    pub mod v1 {
+        tonic::include_proto!("promo.promotion.v1");
+        /// Encoded `FileDescriptorSet` of `promo.promotion.v1` and its imports.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            tonic::include_file_descriptor_set!("promo.promotion.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of the google.rpc error-detail messages, so reflection clients can
 /// decode `grpc-status-details-bin`.
 pub const ERROR_DETAILS_FILE_DESCRIPTOR_SET: &[u8] =
@@ -29,5 +38,6 @@ pub const ERROR_DETAILS_FILE_DESCRIPTOR_SET: &[u8] =
 pub const ALL_FILE_DESCRIPTOR_SETS: &[&[u8]] = &[
     admin::v1::FILE_DESCRIPTOR_SET,
     ledger::v1::FILE_DESCRIPTOR_SET,
+    promotion::v1::FILE_DESCRIPTOR_SET,
     ERROR_DETAILS_FILE_DESCRIPTOR_SET,
 ];

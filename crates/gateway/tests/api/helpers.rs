@@ -73,22 +73,34 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_with_clock(customize, Arc::new(SystemClock)).await
 }
 
-pub async fn spawn_app_with_clock(
+/// A built (migrated, keyed) application that is not serving yet, and its data directory.
+pub async fn build_app(
     customize: impl FnOnce(&mut Config),
     clock: Arc<dyn Clock>,
-) -> TestApp {
+) -> (gateway::App, tempfile::TempDir) {
     init_test_logging();
     let data_dir = tempfile::tempdir().expect("tempdir");
     let database_url = fresh_database_url(data_dir.path()).await;
     let mut config = Config {
         listen: "127.0.0.1:0".to_owned(),
-        database_url: database_url.clone(),
+        database_url,
         data_dir: data_dir.path().to_path_buf(),
         jwt_secret: TEST_SECRET.to_owned(),
         ..Config::default()
     };
     customize(&mut config);
-    let app = gateway::build(config, clock).await.expect("build app");
+    (
+        gateway::build(config, clock).await.expect("build app"),
+        data_dir,
+    )
+}
+
+pub async fn spawn_app_with_clock(
+    customize: impl FnOnce(&mut Config),
+    clock: Arc<dyn Clock>,
+) -> TestApp {
+    let (app, data_dir) = build_app(customize, clock).await;
+    let database_url = app.config.database_url();
     let default_workspace = kernel::workspace::find_by_name(app.context.db.connection(), "default")
         .await
         .expect("query")

@@ -1,0 +1,337 @@
+//! Immutable, per-workspace snapshots of what selection needs — materials by type and the eligible
+//! promotions with their weights — swapped atomically when something changes, so the generator's
+//! hot path never touches the database.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use kernel::workspace::Fraction;
+use kernel::{Context, ServiceError};
+use rand::Rng;
+use sea_orm::entity::prelude::*;
+use sea_orm::{QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::domain::{self, Status, WeightedSampler};
+use crate::store::{self, material, promotion};
+
+/// A promoted material that selection may show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PromotedChoice {
+    pub promotion_id: Uuid,
+    pub material_id: Uuid,
+    pub material_name: Arc<str>,
+}
+
+/// What one material type offers.
+#[derive(Clone, Debug, Default)]
+pub struct TypeChoices {
+    /// Every material of the type, for the uniform (non-promoted) pick.
+    pub materials: Vec<(Uuid, Arc<str>)>,
+    /// Eligible promotions that target every project type.
+    untargeted: Vec<(PromotedChoice, u64)>,
+    untargeted_sampler: Option<WeightedSampler<PromotedChoice>>,
+    /// Eligible promotions restricted to some project types, by project type.
+    targeted: HashMap<String, Vec<(PromotedChoice, u64)>>,
+}
+
+/// One pick for one material type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pick {
+    pub material_id: Uuid,
+    pub material_name: Arc<str>,
+    pub promotion_id: Option<Uuid>,
+}
+
+/// An eligible promotion as the snapshot builder receives it.
+#[derive(Clone, Debug)]
+pub struct EligiblePromotion {
+    pub promotion_id: Uuid,
+    pub material_id: Uuid,
+    pub material_type: String,
+    pub weight: u64,
+    pub project_types: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The `promo_version` this snapshot reflects.
+    pub version: i64,
+    /// Chance that a type with an eligible promotion gets a promoted pick.
+    pub probability: Fraction,
+    pub types: HashMap<String, TypeChoices>,
+    pub known_types: BTreeSet<String>,
+    /// The next start or end time at which eligibility changes, if any.
+    pub next_boundary: Option<i64>,
+    built: Instant,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from materials `(id, name, type)` and eligible promotions.
+    pub fn build(
+        version: i64,
+        probability: Fraction,
+        materials: Vec<(Uuid, String, String)>,
+        promotions: Vec<EligiblePromotion>,
+        next_boundary: Option<i64>,
+    ) -> Snapshot {
+        let mut types: HashMap<String, TypeChoices> = HashMap::new();
+        let mut names: HashMap<Uuid, Arc<str>> = HashMap::with_capacity(materials.len());
+        for (id, name, material_type) in materials {
+            let name: Arc<str> = Arc::from(name);
+            names.insert(id, name.clone());
+            types
+                .entry(material_type)
+                .or_default()
+                .materials
+                .push((id, name));
+        }
+        for promotion in promotions {
+            let Some(name) = names.get(&promotion.material_id) else {
+                continue;
+            };
+            let Some(choices) = types.get_mut(&promotion.material_type) else {
+                continue;
+            };
+            let choice = PromotedChoice {
+                promotion_id: promotion.promotion_id,
+                material_id: promotion.material_id,
+                material_name: name.clone(),
+            };
+            if promotion.project_types.is_empty() {
+                choices.untargeted.push((choice, promotion.weight));
+            } else {
+                for project_type in promotion.project_types {
+                    choices
+                        .targeted
+                        .entry(project_type)
+                        .or_default()
+                        .push((choice.clone(), promotion.weight));
+                }
+            }
+        }
+        for choices in types.values_mut() {
+            let sampler = WeightedSampler::new(choices.untargeted.iter().cloned());
+            choices.untargeted_sampler = (!sampler.is_empty()).then_some(sampler);
+        }
+        let known_types = types.keys().cloned().collect();
+        Snapshot {
+            version,
+            probability,
+            types,
+            known_types,
+            next_boundary,
+            built: Instant::now(),
+        }
+    }
+
+    /// One selection for `material_type`: with probability `probability` a promoted material among
+    /// the eligible promotions, weighted by credits; otherwise a uniformly random material of the
+    /// type. `None` when the type has no materials.
+    pub fn select<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        material_type: &str,
+        project_type: &str,
+    ) -> Option<Pick> {
+        let choices = self.types.get(material_type)?;
+        let targeted = if project_type.is_empty() {
+            None
+        } else {
+            choices.targeted.get(project_type)
+        };
+        let promoted = match targeted {
+            None => choices.untargeted_sampler.as_ref().and_then(|sampler| {
+                domain::draw(
+                    rng,
+                    self.probability.numerator,
+                    self.probability.denominator,
+                )
+                .then(|| sampler.pick(rng))
+                .flatten()
+                .cloned()
+            }),
+            Some(targeted) => {
+                let sampler =
+                    WeightedSampler::new(choices.untargeted.iter().chain(targeted.iter()).cloned());
+                (!sampler.is_empty()
+                    && domain::draw(
+                        rng,
+                        self.probability.numerator,
+                        self.probability.denominator,
+                    ))
+                .then(|| sampler.pick(rng).cloned())
+                .flatten()
+            }
+        };
+        if let Some(choice) = promoted {
+            return Some(Pick {
+                material_id: choice.material_id,
+                material_name: choice.material_name,
+                promotion_id: Some(choice.promotion_id),
+            });
+        }
+        if choices.materials.is_empty() {
+            return None;
+        }
+        let (material_id, material_name) =
+            &choices.materials[rng.random_range(0..choices.materials.len())];
+        Some(Pick {
+            material_id: *material_id,
+            material_name: material_name.clone(),
+            promotion_id: None,
+        })
+    }
+}
+
+/// Snapshots by workspace, rebuilt when the workspace's version moves, at schedule boundaries, and
+/// every few seconds (settings changes).
+pub struct SnapshotCache {
+    context: Context,
+    entries: RwLock<HashMap<Uuid, Arc<Snapshot>>>,
+}
+
+/// A snapshot older than this is rebuilt even if nothing announced a change.
+const MAX_AGE: Duration = Duration::from_secs(5);
+
+impl SnapshotCache {
+    pub fn new(context: Context) -> SnapshotCache {
+        SnapshotCache {
+            context,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The workspace's snapshot, built on first use.
+    pub async fn get(&self, workspace_id: Uuid) -> Result<Arc<Snapshot>, ServiceError> {
+        if let Ok(entries) = self.entries.read()
+            && let Some(snapshot) = entries.get(&workspace_id)
+        {
+            return Ok(snapshot.clone());
+        }
+        self.rebuild(workspace_id).await
+    }
+
+    /// Builds a fresh snapshot and swaps it in.
+    pub async fn rebuild(&self, workspace_id: Uuid) -> Result<Arc<Snapshot>, ServiceError> {
+        let snapshot = Arc::new(load(&self.context, workspace_id).await?);
+        if let Ok(mut entries) = self.entries.write() {
+            entries.insert(workspace_id, snapshot.clone());
+        }
+        Ok(snapshot)
+    }
+
+    /// Checks every cached workspace every `period` and rebuilds what changed.
+    pub async fn run_refresher(self: Arc<Self>, period: Duration) {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let cached: Vec<(Uuid, i64, Option<i64>, Instant)> = match self.entries.read() {
+                Ok(entries) => entries
+                    .iter()
+                    .map(|(id, s)| (*id, s.version, s.next_boundary, s.built))
+                    .collect(),
+                Err(_) => continue,
+            };
+            let now = kernel::clock::to_micros(self.context.clock.now());
+            for (workspace_id, version, boundary, built) in cached {
+                let stale = match store::current_version(self.context.db.connection(), workspace_id)
+                    .await
+                {
+                    Ok(current) => current != version,
+                    Err(error) => {
+                        tracing::warn!(%error, "snapshot version check failed");
+                        false
+                    }
+                };
+                if (stale || boundary.is_some_and(|at| now >= at) || built.elapsed() > MAX_AGE)
+                    && let Err(error) = self.rebuild(workspace_id).await
+                {
+                    tracing::warn!(%error, workspace_id = %workspace_id, "snapshot rebuild failed");
+                }
+            }
+        }
+    }
+}
+
+/// Reads materials, promotions and settings and builds the snapshot as of the clock's now.
+async fn load(context: &Context, workspace_id: Uuid) -> Result<Snapshot, ServiceError> {
+    let connection = context.db.connection();
+    // The version first: a change committed while loading makes the next check rebuild again.
+    let version = store::current_version(connection, workspace_id).await?;
+    let settings = match kernel::workspace::get(connection, workspace_id).await? {
+        Some(row) => kernel::workspace::settings_of(&row)?,
+        None => kernel::workspace::WorkspaceSettings::default(),
+    };
+    let min_charge = settings
+        .promotion
+        .cost_per_use
+        .max(settings.promotion.cost_per_impression)
+        .max(1);
+    let mut materials = Vec::new();
+    let mut after: Option<Uuid> = None;
+    loop {
+        let mut query = material::Entity::find()
+            .select_only()
+            .columns([
+                material::Column::Id,
+                material::Column::Name,
+                material::Column::MaterialType,
+            ])
+            .filter(material::Column::WorkspaceId.eq(workspace_id))
+            .order_by_asc(material::Column::Id)
+            .limit(10_000);
+        if let Some(after) = after {
+            query = query.filter(material::Column::Id.gt(after));
+        }
+        let page: Vec<(Uuid, String, String)> = query.into_tuple().all(connection).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = Some(last.0);
+        let done = page.len() < 10_000;
+        materials.extend(page);
+        if done {
+            break;
+        }
+    }
+    let now = kernel::clock::to_micros(context.clock.now());
+    let rows = promotion::Entity::find()
+        .filter(promotion::Column::WorkspaceId.eq(workspace_id))
+        .filter(promotion::Column::Status.is_in([Status::Pending as i32, Status::Active as i32]))
+        .all(connection)
+        .await?;
+    let mut next_boundary: Option<i64> = None;
+    let mut eligible = Vec::new();
+    for row in rows {
+        let stored = Status::from_i32(row.status).unwrap_or(Status::Inactive);
+        for boundary in [row.start_time, row.end_time]
+            .into_iter()
+            .flatten()
+            .filter(|at| *at > now)
+        {
+            next_boundary = Some(next_boundary.map_or(boundary, |current| current.min(boundary)));
+        }
+        if domain::effective_status(stored, row.start_time, row.end_time, now) != Status::Active
+            || row.credits_remaining() < min_charge
+        {
+            continue;
+        }
+        eligible.push(EligiblePromotion {
+            promotion_id: row.id,
+            material_id: row.material_id,
+            material_type: row.material_type.clone(),
+            weight: row.credits_allocated.max(0) as u64,
+            project_types: store::parse_list(&row.project_types),
+        });
+    }
+    Ok(Snapshot::build(
+        version,
+        settings.promotion.selection_probability,
+        materials,
+        eligible,
+        next_boundary,
+    ))
+}
