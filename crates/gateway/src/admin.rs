@@ -18,13 +18,20 @@ pub struct AdminService {
     context: Context,
     /// Told when modules change so this replica enforces the change at once.
     directory: Arc<WorkspaceDirectory>,
+    /// Told when settings change so selection uses them at once (other replicas within seconds).
+    promotions: Arc<promotion_core::PromotionCore>,
 }
 
 pub fn grpc(
     context: Context,
     directory: Arc<WorkspaceDirectory>,
+    promotions: Arc<promotion_core::PromotionCore>,
 ) -> WorkspaceServiceServer<AdminService> {
-    WorkspaceServiceServer::new(AdminService { context, directory })
+    WorkspaceServiceServer::new(AdminService {
+        context,
+        directory,
+        promotions,
+    })
 }
 
 const MAX_DISPLAY_NAME_CHARS: usize = 200;
@@ -330,6 +337,9 @@ impl WorkspaceService for AdminService {
             })
             .await?;
         tracing::info!(workspace_id = %workspace_id, paths = ?paths, "settings updated");
+        if let Err(error) = self.promotions.snapshots().rebuild(workspace_id).await {
+            tracing::warn!(%error, "snapshot rebuild after a settings change failed");
+        }
         Ok(Response::new(response))
     }
 }

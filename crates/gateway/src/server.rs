@@ -138,8 +138,12 @@ impl App {
             service_names: Vec::new(),
         };
 
-        let admin = crate::admin::grpc(self.context.clone(), directory.clone())
-            .max_decoding_message_size(limits.max_message_bytes);
+        let admin = crate::admin::grpc(
+            self.context.clone(),
+            directory.clone(),
+            self.promotions.clone(),
+        )
+        .max_decoding_message_size(limits.max_message_bytes);
         registry.describe(&admin, proto::admin::v1::FILE_DESCRIPTOR_SET);
         registry.routes.add_service(admin);
 

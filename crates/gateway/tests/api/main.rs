@@ -7,4 +7,5 @@ mod cli;
 mod helpers;
 mod ledger;
 mod limits;
+mod promotion;
 mod reflection;

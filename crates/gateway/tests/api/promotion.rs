@@ -1,0 +1,560 @@
+use kernel::Role;
+use proto::admin::v1 as admin;
+use proto::admin::v1::workspace_service_client::WorkspaceServiceClient;
+use proto::ledger::v1 as ledger;
+use proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use proto::promotion::v1 as pb;
+use proto::promotion::v1::material_service_client::MaterialServiceClient;
+use proto::promotion::v1::promotion_service_client::PromotionServiceClient;
+use proto::promotion::v1::selection_service_client::SelectionServiceClient;
+use tonic::Code;
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, authed, reason, request_id, spawn_app};
+
+struct Factory {
+    id: Uuid,
+    token: String,
+}
+
+async fn factory_with_credits(app: &TestApp, credits: i64) -> Factory {
+    let id = Uuid::new_v4();
+    LedgerServiceClient::new(app.channel.clone())
+        .purchase_credits(authed(
+            ledger::PurchaseCreditsRequest {
+                request_id: request_id(),
+                owner_id: id.to_string(),
+                amount: credits,
+                payment_reference: format!("pay-{id}"),
+            },
+            &app.token(&[Role::Billing]),
+        ))
+        .await
+        .expect("purchase");
+    Factory {
+        id,
+        token: app.token_for(id, app.default_workspace, &[Role::Factory]),
+    }
+}
+
+async fn wallet_balance(app: &TestApp, factory: &Factory) -> i64 {
+    let accounts = LedgerServiceClient::new(app.channel.clone())
+        .list_accounts(authed(
+            ledger::ListAccountsRequest {
+                asset: "CREDITS".to_owned(),
+                ..Default::default()
+            },
+            &factory.token,
+        ))
+        .await
+        .expect("accounts")
+        .into_inner()
+        .accounts;
+    accounts.first().map_or(0, |account| account.balance)
+}
+
+async fn material(
+    app: &TestApp,
+    factory: &Factory,
+    name: &str,
+    material_type: &str,
+) -> pb::Material {
+    MaterialServiceClient::new(app.channel.clone())
+        .create_material(authed(
+            pb::CreateMaterialRequest {
+                request_id: request_id(),
+                material: Some(pb::Material {
+                    name: name.to_owned(),
+                    material_type: material_type.to_owned(),
+                    tags: vec!["Premium".to_owned()],
+                    ..Default::default()
+                }),
+            },
+            &factory.token,
+        ))
+        .await
+        .expect("material")
+        .into_inner()
+}
+
+async fn platform_materials(app: &TestApp, material_type: &str, count: usize) {
+    let materials = (0..count)
+        .map(|index| pb::Material {
+            name: format!("{material_type} {index}"),
+            material_type: material_type.to_owned(),
+            ..Default::default()
+        })
+        .collect();
+    MaterialServiceClient::new(app.channel.clone())
+        .import_materials(authed(
+            pb::ImportMaterialsRequest {
+                request_id: request_id(),
+                materials,
+            },
+            &app.token(&[Role::Admin]),
+        ))
+        .await
+        .expect("import");
+}
+
+async fn promote(
+    app: &TestApp,
+    factory: &Factory,
+    material: &pb::Material,
+    credits: i64,
+) -> Result<pb::Promotion, tonic::Status> {
+    PromotionServiceClient::new(app.channel.clone())
+        .create_promotion(authed(
+            pb::CreatePromotionRequest {
+                request_id: request_id(),
+                material_id: material.id.clone(),
+                credits,
+                ..Default::default()
+            },
+            &factory.token,
+        ))
+        .await
+        .map(|response| response.into_inner())
+}
+
+async fn set_selection_probability(app: &TestApp, numerator: i64, denominator: i64) {
+    WorkspaceServiceClient::new(app.channel.clone())
+        .update_settings(authed(
+            admin::UpdateSettingsRequest {
+                request_id: request_id(),
+                workspace_id: String::new(),
+                settings: Some(admin::Settings {
+                    promotion: Some(admin::PromotionSettings {
+                        selection_probability: Some(admin::Fraction {
+                            numerator,
+                            denominator,
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["promotion.selection_probability".to_owned()],
+                }),
+            },
+            &app.token(&[Role::Admin]),
+        ))
+        .await
+        .expect("settings");
+}
+
+async fn select(app: &TestApp, generator: &str, prompt: &str) -> Vec<pb::Selection> {
+    SelectionServiceClient::new(app.channel.clone())
+        .select_materials(authed(
+            pb::SelectMaterialsRequest {
+                request_id: request_id(),
+                prompt: prompt.to_owned(),
+                ..Default::default()
+            },
+            generator,
+        ))
+        .await
+        .expect("select")
+        .into_inner()
+        .selections
+}
+
+async fn report(app: &TestApp, generator: &str, decisions: Vec<String>) -> pb::ReportUsageResponse {
+    SelectionServiceClient::new(app.channel.clone())
+        .report_usage(authed(
+            pb::ReportUsageRequest {
+                request_id: request_id(),
+                decision_ids: decisions,
+            },
+            generator,
+        ))
+        .await
+        .expect("report")
+        .into_inner()
+}
+
+async fn ledger_charges(app: &TestApp, promotion_id: &str, code: &str) -> i64 {
+    LedgerServiceClient::new(app.channel.clone())
+        .list_transfers(authed(
+            ledger::ListTransfersRequest {
+                reference: promotion_id.to_owned(),
+                code: code.to_owned(),
+                page_size: 1000,
+                ..Default::default()
+            },
+            &app.token(&[Role::Admin]),
+        ))
+        .await
+        .expect("transfers")
+        .into_inner()
+        .transfers
+        .iter()
+        .map(|transfer| transfer.amount)
+        .sum()
+}
+
+#[tokio::test]
+async fn a_factory_promotes_the_generator_sees_it_usage_is_charged_and_completion_refunds() {
+    let app = spawn_app().await;
+    let factory = factory_with_credits(&app, 100).await;
+    platform_materials(&app, "wood", 5).await;
+    platform_materials(&app, "metal", 3).await;
+    let walnut = material(&app, &factory, "Walnut veneer", "Walnut").await;
+    assert_eq!(
+        (walnut.material_type.as_str(), walnut.owner_id.clone()),
+        ("wood", factory.id.to_string())
+    );
+    assert_eq!(walnut.tags, ["premium"]);
+
+    let too_much = promote(&app, &factory, &walnut, 101)
+        .await
+        .expect_err("only 100 credits");
+    assert_eq!(too_much.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&too_much), "INSUFFICIENT_CREDITS");
+    assert_eq!(wallet_balance(&app, &factory).await, 100, "nothing changed");
+
+    let promotion = promote(&app, &factory, &walnut, 40)
+        .await
+        .expect("promotion");
+    assert_eq!(promotion.status(), pb::PromotionStatus::Active);
+    assert_eq!(
+        (promotion.credits_allocated, promotion.credits_remaining),
+        (40, 40)
+    );
+    assert_eq!(wallet_balance(&app, &factory).await, 60);
+    assert_eq!(
+        ledger_charges(&app, &promotion.id, "PROMOTION_ALLOCATION").await,
+        40
+    );
+
+    set_selection_probability(&app, 1, 1).await;
+    let generator = app.token(&[Role::Generator]);
+    let selections = select(&app, &generator, "a walnut desk with brushed steel legs").await;
+    assert_eq!(
+        selections
+            .iter()
+            .map(|s| s.material_type.as_str())
+            .collect::<Vec<_>>(),
+        ["wood", "metal"]
+    );
+    let wood = &selections[0];
+    assert!(wood.promoted, "probability 1 and one eligible promotion");
+    assert_eq!(
+        (wood.material_id.as_str(), wood.promotion_id.as_str()),
+        (walnut.id.as_str(), promotion.id.as_str())
+    );
+    assert!(!selections[1].promoted);
+
+    let used = report(
+        &app,
+        &generator,
+        vec![wood.decision_id.clone(), selections[1].decision_id.clone()],
+    )
+    .await;
+    assert_eq!((used.accepted, used.rejected_decision_ids.len()), (2, 0));
+    let again = report(&app, &generator, vec![wood.decision_id.clone()]).await;
+    assert_eq!(again.rejected_decision_ids.len(), 1, "once per decision");
+    assert_eq!(again.rejected_decision_ids[0], wood.decision_id);
+    let mut forged = wood.decision_id.clone();
+    forged.replace_range(10..11, if &forged[10..11] == "A" { "B" } else { "A" });
+    let forged_report = report(&app, &generator, vec![forged.clone(), "garbage".to_owned()]).await;
+    assert_eq!(forged_report.accepted, 0);
+
+    // Impressions are written in the background; wait for the one promoted pick.
+    let mut analytics = None;
+    for _ in 0..50 {
+        let current = PromotionServiceClient::new(app.channel.clone())
+            .get_promotion_analytics(authed(
+                pb::GetPromotionAnalyticsRequest {
+                    promotion_id: promotion.id.clone(),
+                },
+                &factory.token,
+            ))
+            .await
+            .expect("analytics")
+            .into_inner();
+        if current.impressions == 1 {
+            analytics = Some(current);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let analytics = analytics.expect("the impression was recorded");
+    assert_eq!(
+        (
+            analytics.uses,
+            analytics.credits_spent,
+            analytics.credits_remaining
+        ),
+        (1, 1, 39)
+    );
+    assert_eq!(analytics.usage_rate_bps, 10_000);
+    assert_eq!(analytics.daily.iter().map(|d| d.uses).sum::<i64>(), 1);
+    assert_eq!(
+        ledger_charges(&app, &promotion.id, "PROMOTION_USE").await,
+        analytics.credits_spent,
+        "analytics match the ledger"
+    );
+
+    let completed = PromotionServiceClient::new(app.channel.clone())
+        .update_promotion_status(authed(
+            pb::UpdatePromotionStatusRequest {
+                request_id: request_id(),
+                promotion_id: promotion.id.clone(),
+                status: pb::PromotionStatus::Completed as i32,
+            },
+            &factory.token,
+        ))
+        .await
+        .expect("complete")
+        .into_inner();
+    assert_eq!(
+        (completed.status(), completed.credits_remaining),
+        (pb::PromotionStatus::Completed, 0)
+    );
+    assert_eq!(
+        wallet_balance(&app, &factory).await,
+        99,
+        "39 refunded; 1 spent"
+    );
+    assert_eq!(
+        ledger_charges(&app, &promotion.id, "PROMOTION_REFUND").await,
+        39
+    );
+    let after = select(&app, &generator, "walnut").await;
+    assert!(
+        !after[0].promoted,
+        "a completed promotion is no longer selected"
+    );
+
+    let audit = PromotionServiceClient::new(app.channel.clone())
+        .list_promotion_audit(authed(
+            pb::ListPromotionAuditRequest {
+                promotion_id: promotion.id.clone(),
+                ..Default::default()
+            },
+            &factory.token,
+        ))
+        .await
+        .expect("audit")
+        .into_inner();
+    assert_eq!(
+        audit
+            .entries
+            .iter()
+            .map(|e| e.action.as_str())
+            .collect::<Vec<_>>(),
+        ["CREATED", "COMPLETED"]
+    );
+}
+
+#[tokio::test]
+async fn a_budget_that_cannot_pay_another_use_stops_being_selected_at_once() {
+    let app = spawn_app().await;
+    let factory = factory_with_credits(&app, 10).await;
+    platform_materials(&app, "glass", 2).await;
+    let pane = material(&app, &factory, "Float glass", "glass").await;
+    let promotion = promote(&app, &factory, &pane, 2).await.expect("promotion");
+    set_selection_probability(&app, 1, 1).await;
+    let generator = app.token(&[Role::Generator]);
+    let mut decisions = Vec::new();
+    for _ in 0..3 {
+        let picks = select(&app, &generator, "glass").await;
+        assert!(picks[0].promoted);
+        decisions.push(picks[0].decision_id.clone());
+    }
+    let used = report(&app, &generator, decisions).await;
+    assert_eq!(used.accepted, 3, "the model used them all");
+    let promotion = PromotionServiceClient::new(app.channel.clone())
+        .get_promotion(authed(
+            pb::GetPromotionRequest {
+                id: promotion.id.clone(),
+            },
+            &factory.token,
+        ))
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(promotion.credits_spent, 2, "never more than allocated");
+    assert_eq!(promotion.status(), pb::PromotionStatus::Completed);
+    assert_eq!(
+        ledger_charges(&app, &promotion.id, "PROMOTION_USE").await,
+        2
+    );
+    for _ in 0..20 {
+        assert!(!select(&app, &generator, "glass").await[0].promoted);
+    }
+    assert_eq!(wallet_balance(&app, &factory).await, 8);
+}
+
+#[tokio::test]
+async fn promotions_refuse_other_factories_and_bad_input() {
+    let app = spawn_app().await;
+    let owner = factory_with_credits(&app, 50).await;
+    let rival = factory_with_credits(&app, 50).await;
+    let oak = material(&app, &owner, "Oak", "wood").await;
+    let stolen = promote(&app, &rival, &oak, 10)
+        .await
+        .expect_err("not the owner");
+    assert_eq!(stolen.code(), Code::PermissionDenied);
+    assert_eq!(reason(&stolen), "NOT_MATERIAL_OWNER");
+
+    for credits in [0, -5] {
+        let status = promote(&app, &owner, &oak, credits)
+            .await
+            .expect_err("bad credits");
+        assert_eq!(status.code(), Code::InvalidArgument);
+    }
+    let backwards = PromotionServiceClient::new(app.channel.clone())
+        .create_promotion(authed(
+            pb::CreatePromotionRequest {
+                request_id: request_id(),
+                material_id: oak.id.clone(),
+                credits: 5,
+                start_time: Some(prost_types::Timestamp {
+                    seconds: 4_000_000_000,
+                    nanos: 0,
+                }),
+                end_time: Some(prost_types::Timestamp {
+                    seconds: 3_900_000_000,
+                    nanos: 0,
+                }),
+                project_types: vec![],
+            },
+            &owner.token,
+        ))
+        .await
+        .expect_err("end before start");
+    assert_eq!(
+        backwards
+            .get_details_bad_request()
+            .expect("violations")
+            .field_violations[0]
+            .field,
+        "end_time"
+    );
+
+    let promotion = promote(&app, &owner, &oak, 10)
+        .await
+        .expect("owner promotes");
+    let hidden = PromotionServiceClient::new(app.channel.clone())
+        .get_promotion(authed(
+            pb::GetPromotionRequest {
+                id: promotion.id.clone(),
+            },
+            &rival.token,
+        ))
+        .await
+        .expect_err("another factory's promotion");
+    assert_eq!(hidden.code(), Code::NotFound);
+    assert_eq!(wallet_balance(&app, &owner).await, 40);
+    assert_eq!(wallet_balance(&app, &rival).await, 50);
+
+    let generator = app.token(&[Role::Generator]);
+    let mut selection = SelectionServiceClient::new(app.channel.clone());
+    let empty = selection
+        .select_materials(authed(
+            pb::SelectMaterialsRequest {
+                request_id: request_id(),
+                ..Default::default()
+            },
+            &generator,
+        ))
+        .await
+        .expect_err("empty");
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    let unknown = selection
+        .select_materials(authed(
+            pb::SelectMaterialsRequest {
+                request_id: request_id(),
+                material_types: vec!["unobtainium".to_owned()],
+                ..Default::default()
+            },
+            &generator,
+        ))
+        .await
+        .expect_err("unknown type");
+    assert_eq!(
+        unknown
+            .get_details_bad_request()
+            .expect("violations")
+            .field_violations[0]
+            .field,
+        "material_types[0]"
+    );
+    let too_many = selection
+        .select_materials(authed(
+            pb::SelectMaterialsRequest {
+                request_id: request_id(),
+                material_types: vec!["wood".to_owned(); 1000],
+                ..Default::default()
+            },
+            &generator,
+        ))
+        .await
+        .expect_err("too many types");
+    assert_eq!(too_many.code(), Code::InvalidArgument);
+    let huge_prompt = selection
+        .select_materials(authed(
+            pb::SelectMaterialsRequest {
+                request_id: request_id(),
+                prompt: "wood ".repeat(2000),
+                ..Default::default()
+            },
+            &generator,
+        ))
+        .await
+        .expect_err("oversized prompt");
+    assert_eq!(huge_prompt.code(), Code::InvalidArgument);
+
+    let bad_import = MaterialServiceClient::new(app.channel.clone())
+        .import_materials(authed(
+            pb::ImportMaterialsRequest {
+                request_id: request_id(),
+                materials: vec![
+                    pb::Material {
+                        name: "ok".to_owned(),
+                        material_type: "stone".to_owned(),
+                        ..Default::default()
+                    },
+                    pb::Material {
+                        name: String::new(),
+                        material_type: "stone".to_owned(),
+                        ..Default::default()
+                    },
+                    pb::Material {
+                        name: "bad type".to_owned(),
+                        material_type: "!!".to_owned(),
+                        ..Default::default()
+                    },
+                ],
+            },
+            &app.token(&[Role::Admin]),
+        ))
+        .await
+        .expect_err("all or nothing");
+    let fields: Vec<String> = bad_import
+        .get_details_bad_request()
+        .expect("violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["materials[1].name", "materials[2].material_type"]);
+    let stones = MaterialServiceClient::new(app.channel.clone())
+        .list_materials(authed(
+            pb::ListMaterialsRequest {
+                material_type: "stone".to_owned(),
+                ..Default::default()
+            },
+            &app.token(&[Role::Admin]),
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(
+        stones.materials.is_empty(),
+        "the valid row was not imported either"
+    );
+}
