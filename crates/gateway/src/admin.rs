@@ -337,9 +337,7 @@ impl WorkspaceService for AdminService {
             })
             .await?;
         tracing::info!(workspace_id = %workspace_id, paths = ?paths, "settings updated");
-        if let Err(error) = self.promotions.snapshots().rebuild(workspace_id).await {
-            tracing::warn!(%error, "snapshot rebuild after a settings change failed");
-        }
+        self.promotions.snapshots().invalidate(workspace_id);
         Ok(Response::new(response))
     }
 }

@@ -216,12 +216,17 @@ where
             let elapsed = started.elapsed();
             span.record("rpc.grpc.status_code", code);
             span.record("latency_us", elapsed.as_micros() as u64);
+            // Successful calls are counted by the metrics; logging each one would cost the hot
+            // selection path more than the call itself.
             span.in_scope(|| {
-                tracing::info!(
-                    code,
-                    latency_us = elapsed.as_micros() as u64,
-                    "rpc finished"
-                )
+                let latency_us = elapsed.as_micros() as u64;
+                match code {
+                    "ok" => tracing::debug!(code, latency_us, "rpc finished"),
+                    "internal" | "unknown" | "data_loss" => {
+                        tracing::warn!(code, latency_us, "rpc finished")
+                    }
+                    _ => tracing::info!(code, latency_us, "rpc finished"),
+                }
             });
             metrics::histogram!("promo_rpc_duration_seconds", "method" => path.clone(), "code" => code)
                 .record(elapsed.as_secs_f64());

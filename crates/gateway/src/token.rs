@@ -1,7 +1,9 @@
 //! Bearer JWTs: verification with pinned algorithms and required claims, and minting for
 //! `promo token` and tests.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use kernel::{Principal, Role};
@@ -39,7 +41,14 @@ pub struct TokenVerifier {
     /// `(key, validation)` pairs tried in order: the shared secret (HS256), then the identity
     /// provider's public key if one is configured.
     keys: Vec<(DecodingKey, Validation)>,
+    /// Tokens already verified, with their principal and expiry (unix seconds): a caller sends the
+    /// same token on every call, and re-checking its signature each time is the gateway's largest
+    /// fixed cost. Keyed by the whole token, signature included, so nothing unverified can hit.
+    verified: Arc<RwLock<HashMap<String, (Principal, i64)>>>,
 }
+
+/// Bound on cached verified tokens; past it the cache starts over.
+const MAX_CACHED_TOKENS: usize = 50_000;
 
 fn validation(algorithm: Algorithm) -> Validation {
     let mut validation = Validation::new(algorithm);
@@ -69,11 +78,32 @@ impl TokenVerifier {
             .map_err(|error| format!("jwt_public_key_file {}: {error}", path.display()))?;
             keys.push((key, validation(algorithm)));
         }
-        Ok(TokenVerifier { keys })
+        Ok(TokenVerifier {
+            keys,
+            verified: Arc::default(),
+        })
     }
 
     /// The principal a token names, if any configured key accepts it.
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Ok(verified) = self.verified.read()
+            && let Some((principal, expires)) = verified.get(token)
+            && now < *expires
+        {
+            return Ok(principal.clone());
+        }
+        let (principal, expires) = self.verify_uncached(token)?;
+        if let Ok(mut verified) = self.verified.write() {
+            if verified.len() >= MAX_CACHED_TOKENS {
+                verified.clear();
+            }
+            verified.insert(token.to_owned(), (principal.clone(), expires));
+        }
+        Ok(principal)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<(Principal, i64), TokenError> {
         let header = jsonwebtoken::decode_header(token)?;
         let mut last_error = None;
         for (key, validation) in &self.keys {
@@ -81,7 +111,7 @@ impl TokenVerifier {
                 continue;
             }
             match jsonwebtoken::decode::<Claims>(token, key, validation) {
-                Ok(data) => return principal_of(&data.claims),
+                Ok(data) => return Ok((principal_of(&data.claims)?, data.claims.exp)),
                 Err(error) => last_error = Some(error),
             }
         }

@@ -483,6 +483,7 @@ impl PromotionCore {
                 txn.commit().await
             })
             .await?;
+            self.snapshots.exclude(candidate.id);
         }
         Ok(due.len())
     }

@@ -188,9 +188,7 @@ impl MaterialGrpc {
                 Ok(response)
             })
             .await?;
-        if let Err(error) = self.core.snapshots.rebuild(workspace_id).await {
-            tracing::warn!(%error, "snapshot rebuild after material change failed");
-        }
+        self.core.snapshots.invalidate(workspace_id);
         Ok(response)
     }
 }

@@ -208,9 +208,12 @@ impl PromotionGrpc {
                 Ok(response)
             })
             .await?;
-        if let Err(error) = self.core.snapshots.rebuild(workspace_id).await {
-            tracing::warn!(%error, "snapshot rebuild after promotion change failed");
+        if response.status == pb::PromotionStatus::Completed as i32
+            && let Ok(promotion_id) = Uuid::try_parse(&response.id)
+        {
+            self.core.snapshots.exclude(promotion_id);
         }
+        self.core.snapshots.invalidate(workspace_id);
         Ok(response)
     }
 }

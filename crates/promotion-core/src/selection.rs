@@ -87,7 +87,12 @@ impl SelectionService for SelectionGrpc {
         let mut rng = rand::rng();
         let mut selections = Vec::with_capacity(types.len());
         for material_type in types {
-            let Some(pick) = snapshot.select(&mut rng, &material_type, &project_type) else {
+            let snapshots = self.core.snapshots();
+            let Some(pick) =
+                snapshot.select_excluding(&mut rng, &material_type, &project_type, |id| {
+                    snapshots.is_excluded(id)
+                })
+            else {
                 continue;
             };
             let decision = Decision {
@@ -148,7 +153,7 @@ impl SelectionService for SelectionGrpc {
                 None => kernel::workspace::WorkspaceSettings::default(),
             };
         let db = &context.db;
-        let mut exhausted_any = false;
+        let mut exhausted = Vec::new();
         let response = db
             .with_retry(|| async {
                 let txn = db.begin_write().await?;
@@ -156,9 +161,9 @@ impl SelectionService for SelectionGrpc {
                     .begin::<_, pb::ReportUsageResponse>(&*txn, context.clock.now())
                     .await?
                 {
-                    return Ok((stored, false));
+                    return Ok((stored, Vec::new()));
                 }
-                let (rejected, exhausted) = self
+                let (rejected, now_exhausted) = self
                     .core
                     .report_usage(
                         &txn,
@@ -174,17 +179,18 @@ impl SelectionService for SelectionGrpc {
                 };
                 key.finish(&*txn, &response).await?;
                 txn.commit().await?;
-                Ok((response, !exhausted.is_empty()))
+                Ok((response, now_exhausted))
             })
             .await
-            .map(|(response, exhausted)| {
-                exhausted_any = exhausted;
+            .map(|(response, now_exhausted)| {
+                exhausted = now_exhausted;
                 response
             })?;
-        if exhausted_any
-            && let Err(error) = self.core.snapshots().rebuild(principal.workspace_id).await
-        {
-            tracing::warn!(%error, "snapshot rebuild after budget exhaustion failed");
+        if !exhausted.is_empty() {
+            for promotion_id in exhausted {
+                self.core.snapshots().exclude(promotion_id);
+            }
+            self.core.snapshots().invalidate(principal.workspace_id);
         }
         Ok(Response::new(response))
     }

@@ -2,8 +2,8 @@
 //! promotions with their weights — swapped atomically when something changes, so the generator's
 //! hot path never touches the database.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use kernel::workspace::Fraction;
@@ -135,6 +135,18 @@ impl Snapshot {
         material_type: &str,
         project_type: &str,
     ) -> Option<Pick> {
+        self.select_excluding(rng, material_type, project_type, |_| false)
+    }
+
+    /// [`Snapshot::select`], except that a promoted pick of an `excluded` promotion (completed since
+    /// this snapshot was built) becomes a regular pick.
+    pub fn select_excluding<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        material_type: &str,
+        project_type: &str,
+        excluded: impl Fn(Uuid) -> bool,
+    ) -> Option<Pick> {
         let choices = self.types.get(material_type)?;
         let targeted = if project_type.is_empty() {
             None
@@ -165,7 +177,7 @@ impl Snapshot {
                 .flatten()
             }
         };
-        if let Some(choice) = promoted {
+        if let Some(choice) = promoted.filter(|choice| !excluded(choice.promotion_id)) {
             return Some(Pick {
                 material_id: choice.material_id,
                 material_name: choice.material_name,
@@ -190,6 +202,11 @@ impl Snapshot {
 pub struct SnapshotCache {
     context: Context,
     entries: RwLock<HashMap<Uuid, Arc<Snapshot>>>,
+    /// Promotions completed after the current snapshots were built: never picked again, from the
+    /// moment they complete, whatever snapshot is being served.
+    completed: RwLock<HashSet<Uuid>>,
+    /// Workspaces with a background rebuild running, and whether another one was asked for meanwhile.
+    rebuilding: Mutex<HashMap<Uuid, bool>>,
 }
 
 /// A snapshot older than this is rebuilt even if nothing announced a change.
@@ -200,6 +217,8 @@ impl SnapshotCache {
         SnapshotCache {
             context,
             entries: RwLock::new(HashMap::new()),
+            completed: RwLock::new(HashSet::new()),
+            rebuilding: Mutex::new(HashMap::new()),
         }
     }
 
@@ -220,6 +239,53 @@ impl SnapshotCache {
             entries.insert(workspace_id, snapshot.clone());
         }
         Ok(snapshot)
+    }
+
+    /// Rebuilds in the background (one rebuild per workspace at a time; a change during a rebuild
+    /// causes one more). Selection keeps serving the current snapshot meanwhile.
+    pub fn invalidate(self: &Arc<Self>, workspace_id: Uuid) {
+        {
+            let Ok(mut rebuilding) = self.rebuilding.lock() else {
+                return;
+            };
+            if let Some(again) = rebuilding.get_mut(&workspace_id) {
+                *again = true;
+                return;
+            }
+            rebuilding.insert(workspace_id, false);
+        }
+        let cache = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = cache.rebuild(workspace_id).await {
+                    tracing::warn!(%error, workspace_id = %workspace_id, "snapshot rebuild failed");
+                }
+                let Ok(mut rebuilding) = cache.rebuilding.lock() else {
+                    return;
+                };
+                match rebuilding.get_mut(&workspace_id) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        rebuilding.remove(&workspace_id);
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Stops selecting a completed promotion at once.
+    pub fn exclude(&self, promotion_id: Uuid) {
+        if let Ok(mut completed) = self.completed.write() {
+            completed.insert(promotion_id);
+        }
+    }
+
+    pub fn is_excluded(&self, promotion_id: Uuid) -> bool {
+        self.completed
+            .read()
+            .map(|completed| completed.contains(&promotion_id))
+            .unwrap_or(false)
     }
 
     /// Checks every cached workspace every `period` and rebuilds what changed.

@@ -160,6 +160,30 @@ async fn select(app: &TestApp, generator: &str, prompt: &str) -> Vec<pb::Selecti
         .selections
 }
 
+/// Changes reach selection through a background snapshot rebuild (milliseconds): wait until eight
+/// picks in a row are promoted (probability 1 is in effect). Returns how many promoted picks (and
+/// so impressions) the wait made.
+async fn wait_until_promoted(app: &TestApp, generator: &str, prompt: &str) -> i64 {
+    let (mut streak, mut promoted) = (0, 0);
+    for _ in 0..200 {
+        if select(app, generator, prompt)
+            .await
+            .first()
+            .is_some_and(|selection| selection.promoted)
+        {
+            promoted += 1;
+            streak += 1;
+            if streak == 8 {
+                return promoted;
+            }
+        } else {
+            streak = 0;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    panic!("the promotion never became selectable");
+}
+
 async fn report(app: &TestApp, generator: &str, decisions: Vec<String>) -> pb::ReportUsageResponse {
     SelectionServiceClient::new(app.channel.clone())
         .report_usage(authed(
@@ -230,6 +254,7 @@ async fn a_factory_promotes_the_generator_sees_it_usage_is_charged_and_completio
 
     set_selection_probability(&app, 1, 1).await;
     let generator = app.token(&[Role::Generator]);
+    let warm_up_impressions = wait_until_promoted(&app, &generator, "walnut").await;
     let selections = select(&app, &generator, "a walnut desk with brushed steel legs").await;
     assert_eq!(
         selections
@@ -261,7 +286,7 @@ async fn a_factory_promotes_the_generator_sees_it_usage_is_charged_and_completio
     let forged_report = report(&app, &generator, vec![forged.clone(), "garbage".to_owned()]).await;
     assert_eq!(forged_report.accepted, 0);
 
-    // Impressions are written in the background; wait for the one promoted pick.
+    // Impressions are written in the background; wait for every promoted pick so far.
     let mut analytics = None;
     for _ in 0..50 {
         let current = PromotionServiceClient::new(app.channel.clone())
@@ -274,7 +299,7 @@ async fn a_factory_promotes_the_generator_sees_it_usage_is_charged_and_completio
             .await
             .expect("analytics")
             .into_inner();
-        if current.impressions == 1 {
+        if current.impressions == warm_up_impressions + 1 {
             analytics = Some(current);
             break;
         }
@@ -289,7 +314,11 @@ async fn a_factory_promotes_the_generator_sees_it_usage_is_charged_and_completio
         ),
         (1, 1, 39)
     );
-    assert_eq!(analytics.usage_rate_bps, 10_000);
+    assert_eq!(
+        analytics.usage_rate_bps,
+        10_000 / (warm_up_impressions + 1),
+        "one use per impression made"
+    );
     assert_eq!(analytics.daily.iter().map(|d| d.uses).sum::<i64>(), 1);
     assert_eq!(
         ledger_charges(&app, &promotion.id, "PROMOTION_USE").await,
@@ -358,6 +387,8 @@ async fn a_budget_that_cannot_pay_another_use_stops_being_selected_at_once() {
     let promotion = promote(&app, &factory, &pane, 2).await.expect("promotion");
     set_selection_probability(&app, 1, 1).await;
     let generator = app.token(&[Role::Generator]);
+    let warm_up = wait_until_promoted(&app, &generator, "glass").await;
+    assert!(warm_up >= 8);
     let mut decisions = Vec::new();
     for _ in 0..3 {
         let picks = select(&app, &generator, "glass").await;
