@@ -353,16 +353,7 @@ impl LedgerService for LedgerGrpc {
         let asset = (!body.asset.is_empty()).then_some(body.asset.as_str());
         let owner_text = owner_id.map(|owner| owner.to_string()).unwrap_or_default();
         let digest = PageToken::query_digest(&["accounts", &owner_text, &body.asset]);
-        let after = PageToken::decode(DOMAIN, &digest, &body.page_token)?
-            .map(|cursor| Uuid::try_parse(&cursor))
-            .transpose()
-            .map_err(|_| {
-                ServiceError::invalid_field(
-                    DOMAIN,
-                    "page_token",
-                    "is not a token this query issued",
-                )
-            })?;
+        let after = kernel::pagination::decode_uuid_cursor(DOMAIN, &digest, &body.page_token)?;
         let mut accounts = queries::list_accounts(
             self.ledger.context().db.connection(),
             principal.workspace_id,
@@ -372,15 +363,10 @@ impl LedgerService for LedgerGrpc {
             limit + 1,
         )
         .await?;
-        let next_page_token = if accounts.len() as u64 > limit {
-            accounts.truncate(limit as usize);
-            accounts
-                .last()
-                .map(|last| PageToken::encode(&digest, &last.id.to_string()))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token =
+            kernel::pagination::finish_page(&mut accounts, limit, &digest, |row| {
+                row.id.to_string()
+            });
         Ok(Response::new(pb::ListAccountsResponse {
             accounts: accounts.iter().map(account_to_proto).collect(),
             next_page_token,
@@ -490,15 +476,10 @@ impl LedgerService for LedgerGrpc {
             limit + 1,
         )
         .await?;
-        let next_page_token = if transfers.len() as u64 > limit {
-            transfers.truncate(limit as usize);
-            transfers
-                .last()
-                .map(|last| PageToken::encode(&digest, &last.seq.to_string()))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token =
+            kernel::pagination::finish_page(&mut transfers, limit, &digest, |row| {
+                row.seq.to_string()
+            });
         Ok(Response::new(pb::ListTransfersResponse {
             transfers: transfers.iter().map(transfer_to_proto).collect(),
             next_page_token,

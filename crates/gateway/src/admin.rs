@@ -229,14 +229,8 @@ impl WorkspaceService for AdminService {
         let after = PageToken::decode(DOMAIN, &digest, &body.page_token)?;
         let mut rows =
             workspace::list(self.context.db.connection(), after.as_deref(), limit + 1).await?;
-        let next_page_token = if rows.len() as u64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|row| PageToken::encode(&digest, &row.name))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token =
+            kernel::pagination::finish_page(&mut rows, limit, &digest, |row| row.name.clone());
         Ok(Response::new(pb::ListWorkspacesResponse {
             workspaces: rows.iter().map(workspace_to_proto).collect(),
             next_page_token,
@@ -330,6 +324,8 @@ impl WorkspaceService for AdminService {
                 let row = workspace::update_settings(&*txn, workspace_id, &next, self.now())
                     .await?
                     .ok_or_else(workspace_not_found)?;
+                // Selection settings live in every replica's snapshot: announce the change.
+                promotion_core::store::bump_version(&*txn, workspace_id).await?;
                 let response = settings_to_proto(&row)?;
                 key.finish(&*txn, &response).await?;
                 txn.commit().await?;

@@ -33,6 +33,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// How long idempotency records are kept, in hours.
     pub idempotency_retention_hours: u64,
+    /// Fixes the selection random number generator (tests and reproductions only); unset in
+    /// production, where selection draws from a CSPRNG.
+    pub selection_seed: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,6 +75,7 @@ impl Default for Config {
             limits: Limits::default(),
             database: DatabaseConfig::default(),
             idempotency_retention_hours: 72,
+            selection_seed: None,
         }
     }
 }

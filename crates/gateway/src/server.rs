@@ -61,7 +61,8 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
     let verifier = TokenVerifier::new(&secret, public_key).map_err(anyhow::Error::msg)?;
     let context = Context::new(db, clock);
     let ledger = credits_ledger::Ledger::start(context.clone());
-    let promotions = promotion_core::PromotionCore::start(context.clone(), &secret);
+    let promotions =
+        promotion_core::PromotionCore::start(context.clone(), &secret, config.selection_seed);
     Ok(App {
         config,
         context,

@@ -63,6 +63,37 @@ impl PageToken {
     }
 }
 
+/// Decodes a token whose cursor is a UUID (the last id of the previous page).
+pub fn decode_uuid_cursor(
+    domain: &str,
+    query_digest: &str,
+    token: &str,
+) -> Result<Option<uuid::Uuid>, ServiceError> {
+    PageToken::decode(domain, query_digest, token)?
+        .map(|cursor| uuid::Uuid::try_parse(&cursor))
+        .transpose()
+        .map_err(|_| {
+            ServiceError::invalid_field(domain, "page_token", "is not a token this query issued")
+        })
+}
+
+/// Given rows fetched with `limit + 1`, drops the extra row and returns the next page token (empty
+/// on the last page), made from the last kept row's cursor.
+pub fn finish_page<T>(
+    rows: &mut Vec<T>,
+    limit: u64,
+    query_digest: &str,
+    cursor: impl Fn(&T) -> String,
+) -> String {
+    if rows.len() as u64 <= limit {
+        return String::new();
+    }
+    rows.truncate(limit as usize);
+    rows.last()
+        .map(|last| PageToken::encode(query_digest, &cursor(last)))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +113,34 @@ mod tests {
         assert!(PageToken::decode("d", &other, &token).is_err());
         assert!(PageToken::decode("d", &digest, "!!!").is_err());
         assert_eq!(PageToken::decode("d", &digest, "").ok(), Some(None));
+    }
+
+    #[test]
+    fn a_page_fetched_with_one_extra_row_yields_the_next_token() {
+        let digest = PageToken::query_digest(&["rows"]);
+        let mut rows = vec![1, 2, 3];
+        let token = finish_page(&mut rows, 2, &digest, |row| row.to_string());
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(
+            PageToken::decode("d", &digest, &token)
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some("2")
+        );
+        let mut last = vec![1, 2];
+        assert_eq!(
+            finish_page(&mut last, 2, &digest, |row| row.to_string()),
+            ""
+        );
+        let uuid = uuid::Uuid::new_v4();
+        let token = PageToken::encode(&digest, &uuid.to_string());
+        assert_eq!(
+            decode_uuid_cursor("d", &digest, &token).ok(),
+            Some(Some(uuid))
+        );
+        let not_uuid = PageToken::encode(&digest, "seven");
+        assert!(decode_uuid_cursor("d", &digest, &not_uuid).is_err());
     }
 
     #[test]

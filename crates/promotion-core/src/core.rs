@@ -47,6 +47,9 @@ pub struct PromotionCore {
     pub(crate) snapshots: Arc<SnapshotCache>,
     pub(crate) signer: DecisionSigner,
     impressions: mpsc::Sender<ImpressionEvent>,
+    /// A seeded generator when a seed was configured (tests fix it); otherwise selection draws from
+    /// the thread-local CSPRNG.
+    seeded_rng: Option<std::sync::Mutex<rand::rngs::StdRng>>,
 }
 
 fn transfer(
@@ -102,16 +105,38 @@ pub struct NewPromotion {
 
 impl PromotionCore {
     /// Starts the impression writer; call inside a tokio runtime.
-    pub fn start(context: Context, decision_secret: &[u8]) -> Arc<PromotionCore> {
+    pub fn start(
+        context: Context,
+        decision_secret: &[u8],
+        selection_seed: Option<u64>,
+    ) -> Arc<PromotionCore> {
         let (sender, receiver) = mpsc::channel(65_536);
         let core = Arc::new(PromotionCore {
             snapshots: Arc::new(SnapshotCache::new(context.clone())),
             signer: DecisionSigner::new(decision_secret),
             context,
             impressions: sender,
+            seeded_rng: selection_seed.map(|seed| {
+                std::sync::Mutex::new(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(
+                    seed,
+                ))
+            }),
         });
         tokio::spawn(write_impressions(core.context.clone(), receiver));
         core
+    }
+
+    /// Runs `draw` with the selection random number generator.
+    pub fn with_rng<T>(&self, draw: impl FnOnce(&mut dyn rand::RngCore) -> T) -> T {
+        match &self.seeded_rng {
+            Some(seeded) => {
+                let mut rng = seeded
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                draw(&mut *rng)
+            }
+            None => draw(&mut rand::rng()),
+        }
     }
 
     pub fn snapshots(&self) -> &Arc<SnapshotCache> {

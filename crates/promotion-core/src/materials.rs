@@ -333,12 +333,7 @@ pub async fn list_page(
         owner_id,
         tag.as_deref().unwrap_or(""),
     ]);
-    let after = PageToken::decode(DOMAIN, &digest, page_token)?
-        .map(|cursor| Uuid::try_parse(&cursor))
-        .transpose()
-        .map_err(|_| {
-            ServiceError::invalid_field(DOMAIN, "page_token", "is not a token this query issued")
-        })?;
+    let after = kernel::pagination::decode_uuid_cursor(DOMAIN, &digest, page_token)?;
     let mut rows = store::list_materials(
         core.context.db.connection(),
         workspace_id,
@@ -349,13 +344,6 @@ pub async fn list_page(
         limit + 1,
     )
     .await?;
-    let next = if rows.len() as u64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|row| PageToken::encode(&digest, &row.id.to_string()))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = kernel::pagination::finish_page(&mut rows, limit, &digest, |row| row.id.to_string());
     Ok((rows.iter().map(material_to_proto).collect(), next))
 }

@@ -355,16 +355,7 @@ impl PromotionService for PromotionGrpc {
         let all = principal.has_any_role(&[Role::Admin, Role::Ops]);
         let digest =
             PageToken::query_digest(&["promotions", &body.material_id, &body.status.to_string()]);
-        let after = PageToken::decode(DOMAIN, &digest, &body.page_token)?
-            .map(|cursor| Uuid::try_parse(&cursor))
-            .transpose()
-            .map_err(|_| {
-                ServiceError::invalid_field(
-                    DOMAIN,
-                    "page_token",
-                    "is not a token this query issued",
-                )
-            })?;
+        let after = kernel::pagination::decode_uuid_cursor(DOMAIN, &digest, &body.page_token)?;
         let now = self.now();
         let mut promotions = Vec::new();
         let mut cursor = after;
@@ -558,16 +549,7 @@ impl PromotionService for PromotionGrpc {
             .await?;
         let limit = page_size(DOMAIN, body.page_size)?;
         let digest = PageToken::query_digest(&["audit", &body.promotion_id]);
-        let after = PageToken::decode(DOMAIN, &digest, &body.page_token)?
-            .map(|cursor| Uuid::try_parse(&cursor))
-            .transpose()
-            .map_err(|_| {
-                ServiceError::invalid_field(
-                    DOMAIN,
-                    "page_token",
-                    "is not a token this query issued",
-                )
-            })?;
+        let after = kernel::pagination::decode_uuid_cursor(DOMAIN, &digest, &body.page_token)?;
         let mut query = audit::Entity::find()
             .filter(audit::Column::PromotionId.eq(row.id))
             .order_by_asc(audit::Column::Id)
@@ -579,15 +561,8 @@ impl PromotionService for PromotionGrpc {
             .all(self.core.context.db.connection())
             .await
             .map_err(ServiceError::from)?;
-        let next_page_token = if entries.len() as u64 > limit {
-            entries.truncate(limit as usize);
-            entries
-                .last()
-                .map(|last| PageToken::encode(&digest, &last.id.to_string()))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token =
+            kernel::pagination::finish_page(&mut entries, limit, &digest, |row| row.id.to_string());
         Ok(Response::new(pb::ListPromotionAuditResponse {
             entries: entries
                 .iter()

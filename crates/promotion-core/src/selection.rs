@@ -84,15 +84,14 @@ impl SelectionService for SelectionGrpc {
             types
         };
         let now = to_micros(self.core.context.clock.now());
-        let mut rng = rand::rng();
         let mut selections = Vec::with_capacity(types.len());
         for material_type in types {
             let snapshots = self.core.snapshots();
-            let Some(pick) =
-                snapshot.select_excluding(&mut rng, &material_type, &project_type, |id| {
+            let Some(pick) = self.core.with_rng(|rng| {
+                snapshot.select_excluding(rng, &material_type, &project_type, |id| {
                     snapshots.is_excluded(id)
                 })
-            else {
+            }) else {
                 continue;
             };
             let decision = Decision {

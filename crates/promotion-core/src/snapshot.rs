@@ -209,8 +209,9 @@ pub struct SnapshotCache {
     rebuilding: Mutex<HashMap<Uuid, bool>>,
 }
 
-/// A snapshot older than this is rebuilt even if nothing announced a change.
-const MAX_AGE: Duration = Duration::from_secs(5);
+/// A snapshot older than this is rebuilt even if nothing announced a change: a safety net only,
+/// since every change bumps the workspace's version (a rebuild of a million materials is costly).
+const MAX_AGE: Duration = Duration::from_secs(300);
 
 impl SnapshotCache {
     pub fn new(context: Context) -> SnapshotCache {
