@@ -9,6 +9,19 @@ mod m20261122_000001_kernel;
 mod m20261122_000002_ledger;
 mod m20261122_000003_promotion;
 
+/// An index on `columns` of `table`, in order.
+pub(crate) fn index(
+    table: &'static str,
+    name: &'static str,
+    columns: &[&'static str],
+) -> IndexCreateStatement {
+    let mut index = Index::create().name(name).table(table).to_owned();
+    for column in columns {
+        index.col(*column);
+    }
+    index
+}
+
 pub struct Migrator;
 
 #[async_trait::async_trait]

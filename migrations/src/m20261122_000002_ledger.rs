@@ -86,13 +86,7 @@ impl MigrationTrait for Migration {
                 &["workspace_id", "reference", "seq"][..],
             ),
         ] {
-            let mut index = Index::create()
-                .name(name)
-                .table("ledger_transfer")
-                .to_owned();
-            for column in columns {
-                index.col(*column);
-            }
+            let mut index = crate::index("ledger_transfer", name, columns);
             if name == "ledger_transfer_seq" {
                 index.unique();
             }

@@ -35,14 +35,9 @@ impl MigrationTrait for Migration {
                 &["workspace_id", "owner_id", "id"][..],
             ),
         ] {
-            let mut index = Index::create()
-                .name(name)
-                .table("promo_material")
-                .to_owned();
-            for column in columns {
-                index.col(*column);
-            }
-            manager.create_index(index).await?;
+            manager
+                .create_index(crate::index("promo_material", name, columns))
+                .await?;
         }
         manager
             .create_table(
@@ -80,14 +75,9 @@ impl MigrationTrait for Migration {
             ),
             ("promo_promotion_status", &["workspace_id", "status"][..]),
         ] {
-            let mut index = Index::create()
-                .name(name)
-                .table("promo_promotion")
-                .to_owned();
-            for column in columns {
-                index.col(*column);
-            }
-            manager.create_index(index).await?;
+            manager
+                .create_index(crate::index("promo_promotion", name, columns))
+                .await?;
         }
         manager
             .create_table(

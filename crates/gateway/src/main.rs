@@ -212,8 +212,17 @@ async fn migrate(config: Config, down: Option<u32>) -> anyhow::Result<()> {
     let db = kernel::Db::connect(&config.database_url(), &config.db_options()).await?;
     match down {
         Some(steps) => {
+            let before = Migrator::get_applied_migrations(db.connection())
+                .await?
+                .len();
             Migrator::down(db.connection(), Some(steps)).await?;
-            println!("rolled back {steps} migration(s)");
+            let after = Migrator::get_applied_migrations(db.connection())
+                .await?
+                .len();
+            println!(
+                "rolled back {} migration(s); {after} remain applied",
+                before - after
+            );
         }
         None => {
             Migrator::up(db.connection(), None).await?;

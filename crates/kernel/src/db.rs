@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use sea_orm::sqlx;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, RuntimeErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -225,11 +225,6 @@ fn classify_code(code: &str) -> DbErrorKind {
 /// True when `error` is a unique-key violation.
 pub fn is_unique_violation(error: &DbErr) -> bool {
     classify(error) == DbErrorKind::UniqueViolation
-}
-
-/// Executes raw SQL on any connection (used for backend-specific statements).
-pub async fn execute_raw<C: ConnectionTrait>(connection: &C, sql: &str) -> Result<(), DbErr> {
-    connection.execute_unprepared(sql).await.map(|_| ())
 }
 
 #[cfg(test)]
