@@ -1,8 +1,10 @@
 //! Selection cost: the real gateway (`promo serve`, SQLite) against a bare tonic no-op server, both
 //! as child processes, driven by 32 concurrent clients over gRPC from this process.
 //!
-//! cargo build --release -p gateway -p bench
 //! cargo run --release -p bench --bin selection -- [--seconds 8] [--materials 2000] [--promotions 200]
+//!
+//! The two servers are this same program re-executed in a child role (`--child-gateway`, which
+//! serves exactly as `promo serve` does, and `--child-noop`), so one command builds and runs it all.
 //!
 //! Prints JSON: for each server, closed-loop calls/s with p50/p99 and server CPU-µs per call, then
 //! p50/p99 at a fixed 5,000 calls/s; for the gateway, its resident memory after loading.
@@ -58,15 +60,40 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-fn binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
-    let here = std::env::current_exe()?;
-    let path = here.with_file_name(name);
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: cargo build --release -p gateway -p bench",
-        path.display()
-    );
-    Ok(path)
+/// The child roles this program can be re-executed in.
+const CHILD_GATEWAY: &str = "--child-gateway";
+const CHILD_NOOP: &str = "--child-noop";
+
+/// Serves the gateway exactly as `promo serve` does, configured from the environment.
+async fn child_gateway(listen: String) -> anyhow::Result<()> {
+    let flags = gateway::config::FlagOverrides {
+        listen: Some(listen),
+        ..Default::default()
+    };
+    let config = gateway::Config::load(None, &flags).map_err(anyhow::Error::msg)?;
+    let address = config.listen_addr().map_err(anyhow::Error::msg)?;
+    let app = gateway::build(config, Arc::new(kernel::SystemClock)).await?;
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    app.run(listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+/// A bare tonic server with one unary RPC that does nothing (grpc.health.v1.Health/Check) and no
+/// gateway layers; prints its address.
+async fn child_noop() -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .await?;
+    Ok(())
 }
 
 /// (user + system) CPU time of a process, in microseconds, from /proc.
@@ -120,8 +147,8 @@ async fn start_gateway(data_dir: &std::path::Path) -> anyhow::Result<Server> {
         .local_addr()?
         .port();
     let address = format!("127.0.0.1:{port}");
-    let child = Command::new(binary("promo")?)
-        .args(["serve", "--listen", &address])
+    let child = Command::new(std::env::current_exe()?)
+        .args([CHILD_GATEWAY, &address])
         .env("PROMO_DATA_DIR", data_dir)
         .env("PROMO_JWT_SECRET", SECRET)
         .env("PROMO_LIMITS__RATE_LIMIT_PER_SECOND", "10000000")
@@ -137,7 +164,8 @@ async fn start_gateway(data_dir: &std::path::Path) -> anyhow::Result<Server> {
 
 fn start_noop() -> anyhow::Result<Server> {
     use std::io::BufRead;
-    let mut child = Command::new(binary("noop-server")?)
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg(CHILD_NOOP)
         .stdout(Stdio::piped())
         .spawn()?;
     let stdout = child
@@ -321,15 +349,14 @@ where
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let mut raw = std::env::args().skip(1);
+    match raw.next().as_deref() {
+        Some(CHILD_GATEWAY) => return child_gateway(raw.next().unwrap_or_default()).await,
+        Some(CHILD_NOOP) => return child_noop().await,
+        _ => {}
+    }
     let args = parse_args()?;
     let data_dir = tempfile::tempdir()?;
-    // Migrate and create the default workspace before serving, so its id is known here.
-    let status = Command::new(binary("promo")?)
-        .args(["migrate"])
-        .env("PROMO_DATA_DIR", data_dir.path())
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "promo migrate failed");
     let gateway = start_gateway(data_dir.path()).await?;
     let channel = wait_for_port(&gateway.address).await?;
     let database = sea_orm::Database::connect(format!(
