@@ -122,7 +122,7 @@ impl PromotionCore {
                 ))
             }),
         });
-        tokio::spawn(write_impressions(core.context.clone(), receiver));
+        tokio::spawn(write_impressions(Arc::downgrade(&core), receiver));
         core
     }
 
@@ -677,8 +677,15 @@ enum UseOutcome {
 
 /// Writes queued impressions in batches: rows, counters and (when impressions cost credits)
 /// charges capped at what each budget still holds, one transaction per batch.
-async fn write_impressions(context: Context, mut receiver: mpsc::Receiver<ImpressionEvent>) {
+async fn write_impressions(
+    core: std::sync::Weak<PromotionCore>,
+    mut receiver: mpsc::Receiver<ImpressionEvent>,
+) {
     while let Some(first) = receiver.recv().await {
+        let Some(core) = core.upgrade() else {
+            return;
+        };
+        let context = &core.context;
         let mut batch = vec![first];
         while batch.len() < 5_000 {
             match receiver.try_recv() {
@@ -700,16 +707,15 @@ async fn write_impressions(context: Context, mut receiver: mpsc::Receiver<Impres
                 }
                 let mut keys: Vec<_> = by_promotion.keys().copied().collect();
                 keys.sort();
+                let mut exhausted = Vec::new();
                 for (workspace_id, promotion_id) in keys {
                     let events = &by_promotion[&(workspace_id, promotion_id)];
-                    let cost = match kernel::workspace::get(&*txn, workspace_id).await? {
-                        Some(row) => {
-                            kernel::workspace::settings_of(&row)?
-                                .promotion
-                                .cost_per_impression
-                        }
-                        None => 0,
+                    let settings = match kernel::workspace::get(&*txn, workspace_id).await? {
+                        Some(row) => kernel::workspace::settings_of(&row)?.promotion,
+                        None => kernel::workspace::PromotionSettings::default(),
                     };
+                    let cost = settings.cost_per_impression;
+                    let min_charge = Ord::max(Ord::max(settings.cost_per_use, cost), 1);
                     let Some(row) =
                         store::lock_promotion(&*txn, workspace_id, promotion_id).await?
                     else {
@@ -780,10 +786,28 @@ async fn write_impressions(context: Context, mut receiver: mpsc::Receiver<Impres
                         .filter(promotion::Column::Id.eq(promotion_id))
                         .exec(&*txn)
                         .await?;
+                    // A budget that cannot pay one more charge ends the promotion now.
+                    if row.status != Status::Completed as i32
+                        && row.credits_remaining() - chargeable * cost < min_charge
+                        && let Some(current) =
+                            store::lock_promotion(&*txn, workspace_id, promotion_id).await?
+                    {
+                        core.complete(&txn, &current, None, "BUDGET_EXHAUSTED", now)
+                            .await?;
+                        store::bump_version(&*txn, workspace_id).await?;
+                        exhausted.push((workspace_id, promotion_id));
+                    }
                 }
-                txn.commit().await
+                txn.commit().await?;
+                Ok(exhausted)
             })
             .await;
+        if let Ok(exhausted) = &outcome {
+            for (workspace_id, promotion_id) in exhausted {
+                core.snapshots.exclude(*promotion_id);
+                core.snapshots.invalidate(*workspace_id);
+            }
+        }
         if let Err(error) = outcome {
             if error.code() != ErrorCode::Internal {
                 tracing::warn!(%error, impressions = batch.len(), "impression batch lost");

@@ -729,3 +729,85 @@ async fn two_gateways_on_one_database_never_charge_more_than_was_allocated() {
     );
     assert_eq!(promotion.status(), pb::PromotionStatus::Completed);
 }
+
+#[tokio::test]
+async fn impressions_are_charged_up_to_the_budget_and_then_the_promotion_ends() {
+    let app = spawn_app().await;
+    WorkspaceServiceClient::new(app.channel.clone())
+        .update_settings(authed(
+            admin::UpdateSettingsRequest {
+                request_id: request_id(),
+                workspace_id: String::new(),
+                settings: Some(admin::Settings {
+                    promotion: Some(admin::PromotionSettings {
+                        selection_probability: Some(admin::Fraction {
+                            numerator: 1,
+                            denominator: 1,
+                        }),
+                        cost_per_impression: 2,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec![
+                        "promotion.selection_probability".to_owned(),
+                        "promotion.cost_per_impression".to_owned(),
+                    ],
+                }),
+            },
+            &app.token(&[Role::Admin]),
+        ))
+        .await
+        .expect("settings");
+    let factory = factory_with_credits(&app, 100).await;
+    platform_materials(&app, "leather", 2).await;
+    let hide = material(&app, &factory, "Saddle leather", "leather").await;
+    let promotion = promote(&app, &factory, &hide, 11).await.expect("promotion");
+    let generator = app.token(&[Role::Generator]);
+    // Promoted picks until the budget is gone: 5 impressions at 2 credits use 10 of the 11, and
+    // the last credit cannot pay for another impression.
+    let mut ended = None;
+    for _ in 0..200 {
+        select(&app, &generator, "leather").await;
+        let current = PromotionServiceClient::new(app.channel.clone())
+            .get_promotion(authed(
+                pb::GetPromotionRequest {
+                    id: promotion.id.clone(),
+                },
+                &factory.token,
+            ))
+            .await
+            .expect("get")
+            .into_inner();
+        if current.status() == pb::PromotionStatus::Completed {
+            ended = Some(current);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let ended = ended.expect("the budget ran out and the promotion ended");
+    assert_eq!(
+        ended.credits_spent, 10,
+        "never more than the budget, in whole impressions"
+    );
+    assert!(ended.impression_count >= 5);
+    assert_eq!(
+        ledger_charges(&app, &promotion.id, "PROMOTION_IMPRESSION").await,
+        10
+    );
+    assert_eq!(
+        ledger_charges(&app, &promotion.id, "PROMOTION_REFUND").await,
+        1
+    );
+    assert_eq!(wallet_balance(&app, &factory).await, 90);
+    // The writer excludes the promotion from selection right after its commit, which this test
+    // may have observed a few microseconds earlier.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for _ in 0..10 {
+        assert!(
+            !select(&app, &generator, "leather").await[0].promoted,
+            "an ended promotion is not selected"
+        );
+    }
+}
