@@ -80,6 +80,23 @@ impl TransferResult {
         matches!(self, TransferResult::Created | TransferResult::Exists)
     }
 
+    /// A retry of an existing id whose fields differ from the stored transfer.
+    pub fn is_exists_with_different_fields(self) -> bool {
+        use TransferResult::*;
+        matches!(
+            self,
+            ExistsWithDifferentAmount
+                | ExistsWithDifferentDebitAccountId
+                | ExistsWithDifferentCreditAccountId
+                | ExistsWithDifferentFlags
+                | ExistsWithDifferentCode
+                | ExistsWithDifferentReference
+                | ExistsWithDifferentPendingId
+                | ExistsWithDifferentTimeout
+                | ExistsWithDifferentMetadata
+        )
+    }
+
     /// Failures that depend on ledger state rather than on the request alone. Their ids are
     /// remembered, so that a retry answers ID_ALREADY_FAILED instead of possibly succeeding later.
     pub fn is_transient(self) -> bool {

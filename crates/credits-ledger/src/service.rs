@@ -533,7 +533,7 @@ impl LedgerService for LedgerGrpc {
                 let results = Ledger::apply_in(&*txn, workspace_id, std::slice::from_ref(&transfer), now).await?;
                 match results.first().copied() {
                     Some(TransferResult::Created | TransferResult::Exists) => {}
-                    Some(result) if format!("{result:?}").starts_with("ExistsWithDifferent") => {
+                    Some(result) if result.is_exists_with_different_fields() => {
                         return Err(ServiceError::failed_precondition(
                             DOMAIN,
                             "PAYMENT_REFERENCE_ALREADY_USED",

@@ -25,6 +25,9 @@ pub const PROMOTION_USE: &str = "PROMOTION_USE";
 pub const PROMOTION_IMPRESSION: &str = "PROMOTION_IMPRESSION";
 pub const PROMOTION_REFUND: &str = "PROMOTION_REFUND";
 
+/// How far ahead of this replica's clock another replica's may run when it issued a decision.
+const MAX_CLOCK_SKEW_MICROS: i64 = 60 * 1_000_000;
+
 /// The ledger account holding a promotion's unspent budget.
 pub fn budget_account(workspace_id: Uuid, promotion_id: Uuid) -> (SystemAccount, Uuid) {
     let kind = SystemAccount::Escrow(format!("promotion:{promotion_id}"));
@@ -548,7 +551,8 @@ impl PromotionCore {
                 > decision
                     .issued_at
                     .saturating_add(window_seconds.saturating_mul(1_000_000))
-                || now < decision.issued_at
+                // Issued in the future: more than replica clocks can plausibly disagree by.
+                || now.saturating_add(MAX_CLOCK_SKEW_MICROS) < decision.issued_at
             {
                 rejected.push(text.clone());
                 continue;
