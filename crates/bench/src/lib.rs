@@ -9,7 +9,6 @@ use std::time::Duration;
 use gateway::Config;
 use hdrhistogram::Histogram;
 use kernel::{Role, SystemClock};
-use sea_orm::ConnectionTrait;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -43,17 +42,7 @@ impl Backend {
 
 /// Creates `name` afresh on the server behind `admin_url` and returns its URL.
 pub async fn fresh_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
-    let admin = sea_orm::Database::connect(admin_url).await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await?;
-    admin.close().await?;
-    let base = admin_url.split('?').next().unwrap_or(admin_url);
-    let base = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
-    Ok(format!("{base}/{name}"))
+    Ok(kernel::db::create_postgres_database(admin_url, name).await?)
 }
 
 impl Gateway {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use sea_orm::sqlx;
 use sea_orm::{
-    ConnectOptions, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, RuntimeErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -166,6 +166,28 @@ impl Deref for WriteTxn {
     fn deref(&self) -> &DatabaseTransaction {
         &self.transaction
     }
+}
+
+/// Creates database `name` afresh (dropping any old one) on the PostgreSQL server behind
+/// `admin_url` and returns a URL for it, keeping the admin URL's query parameters. Used by the
+/// test suites and benchmarks, which each want a database of their own.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, DbErr> {
+    let admin = sea_orm::Database::connect(admin_url).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await?;
+    admin.close().await?;
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(base, query)| (base, Some(query)));
+    let base = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
+    Ok(match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    })
 }
 
 /// What a database error means for the caller.

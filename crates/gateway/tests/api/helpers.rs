@@ -6,7 +6,6 @@ use std::sync::{Arc, Once};
 use gateway::Config;
 use gateway::token::TokenIssuer;
 use kernel::{Clock, Role, SystemClock};
-use sea_orm::ConnectionTrait;
 use tokio::sync::oneshot;
 use tonic::Request;
 use tonic::transport::Channel;
@@ -41,25 +40,11 @@ pub async fn fresh_database_url(data_dir: &std::path::Path) -> String {
     match std::env::var("PROMO_TEST_DATABASE_URL") {
         Ok(admin_url) if !admin_url.is_empty() => {
             let name = format!("test_{}", Uuid::new_v4().simple());
-            let admin = sea_orm::Database::connect(&admin_url)
+            kernel::db::create_postgres_database(&admin_url, &name)
                 .await
                 .unwrap_or_else(|error| {
-                    panic!("PROMO_TEST_DATABASE_URL is set but unreachable: {error}")
-                });
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .expect("create test database");
-            admin.close().await.expect("close admin connection");
-            let (base, query) = match admin_url.split_once('?') {
-                Some((base, query)) => (base.to_owned(), format!("?{query}")),
-                None => (admin_url.clone(), String::new()),
-            };
-            let base = base
-                .rsplit_once('/')
-                .map_or(base.as_str(), |(prefix, _)| prefix)
-                .to_owned();
-            format!("{base}/{name}{query}")
+                    panic!("PROMO_TEST_DATABASE_URL is set but unusable: {error}")
+                })
         }
         _ => format!("sqlite://{}", data_dir.join("promo.db").display()),
     }

@@ -118,30 +118,52 @@ async fn promote(
         .map(|response| response.into_inner())
 }
 
-async fn set_selection_probability(app: &TestApp, numerator: i64, denominator: i64) {
+/// Updates the promotion settings named by `paths` (e.g. "promotion.cost_per_impression").
+async fn update_promotion_settings(
+    app: &TestApp,
+    promotion: admin::PromotionSettings,
+    paths: &[&str],
+) {
     WorkspaceServiceClient::new(app.channel.clone())
         .update_settings(authed(
             admin::UpdateSettingsRequest {
                 request_id: request_id(),
                 workspace_id: String::new(),
                 settings: Some(admin::Settings {
-                    promotion: Some(admin::PromotionSettings {
-                        selection_probability: Some(admin::Fraction {
-                            numerator,
-                            denominator,
-                        }),
-                        ..Default::default()
-                    }),
+                    promotion: Some(promotion),
                     ..Default::default()
                 }),
                 update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["promotion.selection_probability".to_owned()],
+                    paths: paths.iter().map(|path| path.to_string()).collect(),
                 }),
             },
             &app.token(&[Role::Admin]),
         ))
         .await
         .expect("settings");
+}
+
+async fn set_selection_probability(app: &TestApp, numerator: i64, denominator: i64) {
+    let probability = admin::Fraction {
+        numerator,
+        denominator,
+    };
+    let settings = admin::PromotionSettings {
+        selection_probability: Some(probability),
+        ..Default::default()
+    };
+    update_promotion_settings(app, settings, &["promotion.selection_probability"]).await;
+}
+
+async fn get_promotion(app: &TestApp, factory: &Factory, id: &str) -> pb::Promotion {
+    PromotionServiceClient::new(app.channel.clone())
+        .get_promotion(authed(
+            pb::GetPromotionRequest { id: id.to_owned() },
+            &factory.token,
+        ))
+        .await
+        .expect("get promotion")
+        .into_inner()
 }
 
 async fn select(app: &TestApp, generator: &str, prompt: &str) -> Vec<pb::Selection> {
@@ -397,16 +419,7 @@ async fn a_budget_that_cannot_pay_another_use_stops_being_selected_at_once() {
     }
     let used = report(&app, &generator, decisions).await;
     assert_eq!(used.accepted, 3, "the model used them all");
-    let promotion = PromotionServiceClient::new(app.channel.clone())
-        .get_promotion(authed(
-            pb::GetPromotionRequest {
-                id: promotion.id.clone(),
-            },
-            &factory.token,
-        ))
-        .await
-        .expect("get")
-        .into_inner();
+    let promotion = get_promotion(&app, &factory, &promotion.id).await;
     assert_eq!(promotion.credits_spent, 2, "never more than allocated");
     assert_eq!(promotion.status(), pb::PromotionStatus::Completed);
     assert_eq!(
@@ -712,16 +725,7 @@ async fn two_gateways_on_one_database_never_charge_more_than_was_allocated() {
     for report in reports {
         assert_eq!(report.await.expect("task").expect("report"), 1);
     }
-    let promotion = PromotionServiceClient::new(first.channel.clone())
-        .get_promotion(with_token(
-            pb::GetPromotionRequest {
-                id: promotion.id.clone(),
-            },
-            &factory.token,
-        ))
-        .await
-        .expect("get")
-        .into_inner();
+    let promotion = get_promotion(&first, &factory, &promotion.id).await;
     assert_eq!(promotion.credits_spent, 5, "exactly the budget, never more");
     assert_eq!(
         ledger_charges(&first, &promotion.id, "PROMOTION_USE").await,
@@ -733,33 +737,23 @@ async fn two_gateways_on_one_database_never_charge_more_than_was_allocated() {
 #[tokio::test]
 async fn impressions_are_charged_up_to_the_budget_and_then_the_promotion_ends() {
     let app = spawn_app().await;
-    WorkspaceServiceClient::new(app.channel.clone())
-        .update_settings(authed(
-            admin::UpdateSettingsRequest {
-                request_id: request_id(),
-                workspace_id: String::new(),
-                settings: Some(admin::Settings {
-                    promotion: Some(admin::PromotionSettings {
-                        selection_probability: Some(admin::Fraction {
-                            numerator: 1,
-                            denominator: 1,
-                        }),
-                        cost_per_impression: 2,
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec![
-                        "promotion.selection_probability".to_owned(),
-                        "promotion.cost_per_impression".to_owned(),
-                    ],
-                }),
-            },
-            &app.token(&[Role::Admin]),
-        ))
-        .await
-        .expect("settings");
+    let settings = admin::PromotionSettings {
+        selection_probability: Some(admin::Fraction {
+            numerator: 1,
+            denominator: 1,
+        }),
+        cost_per_impression: 2,
+        ..Default::default()
+    };
+    update_promotion_settings(
+        &app,
+        settings,
+        &[
+            "promotion.selection_probability",
+            "promotion.cost_per_impression",
+        ],
+    )
+    .await;
     let factory = factory_with_credits(&app, 100).await;
     platform_materials(&app, "leather", 2).await;
     let hide = material(&app, &factory, "Saddle leather", "leather").await;
@@ -770,16 +764,7 @@ async fn impressions_are_charged_up_to_the_budget_and_then_the_promotion_ends() 
     let mut ended = None;
     for _ in 0..200 {
         select(&app, &generator, "leather").await;
-        let current = PromotionServiceClient::new(app.channel.clone())
-            .get_promotion(authed(
-                pb::GetPromotionRequest {
-                    id: promotion.id.clone(),
-                },
-                &factory.token,
-            ))
-            .await
-            .expect("get")
-            .into_inner();
+        let current = get_promotion(&app, &factory, &promotion.id).await;
         if current.status() == pb::PromotionStatus::Completed {
             ended = Some(current);
             break;
