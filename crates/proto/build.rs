@@ -34,6 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build_server(true)
             // Ordered maps encode deterministically, so request fingerprints are stable.
             .btree_map(".")
+            // Undecodable requests are the caller's error (INVALID_ARGUMENT), not INTERNAL.
+            .codec_path("crate::codec::ProtoCodec")
             .compile_fds(descriptor_set)?;
     }
 

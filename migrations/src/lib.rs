@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_kernel;
 mod m20261122_000002_ledger;
 mod m20261122_000003_promotion;
+mod m20261123_000004_tenant_keys;
 
 /// An index on `columns` of `table`, in order.
 pub(crate) fn index(
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_kernel::Migration),
             Box::new(m20261122_000002_ledger::Migration),
             Box::new(m20261122_000003_promotion::Migration),
+            Box::new(m20261123_000004_tenant_keys::Migration),
         ]
     }
 }

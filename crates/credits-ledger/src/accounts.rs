@@ -10,6 +10,7 @@ use sea_orm::{ConnectionTrait, QueryFilter};
 
 use crate::domain::{
     self, Account, CREDITS_MUST_NOT_EXCEED_DEBITS, DEBITS_MUST_NOT_EXCEED_CREDITS,
+    MANAGED_BY_DOMAIN,
 };
 use crate::store::{self, account};
 
@@ -25,6 +26,8 @@ pub enum CreateAccountResult {
     FlagsAreMutuallyExclusive = 6,
     InvalidCode = 7,
     InvalidOwnerId = 8,
+    /// The id is a version-5 UUID, the namespace of ids the platform derives.
+    IdReserved = 9,
 }
 
 /// An account as a client asks for it.
@@ -42,6 +45,9 @@ fn validate(account: &NewAccount) -> Result<(), CreateAccountResult> {
     if account.id.is_nil() || account.id.is_max() {
         return Err(CreateAccountResult::InvalidId);
     }
+    if kernel::ids::is_reserved(&account.id) {
+        return Err(CreateAccountResult::IdReserved);
+    }
     if Asset::parse(&account.asset).is_none() {
         return Err(CreateAccountResult::InvalidAsset);
     }
@@ -58,7 +64,8 @@ fn validate(account: &NewAccount) -> Result<(), CreateAccountResult> {
     Ok(())
 }
 
-/// Creates accounts in the caller's transaction; an exact repeat answers EXISTS.
+/// Creates a client's accounts in the caller's transaction; an exact repeat answers EXISTS. Only
+/// ids of this workspace are looked at: an id used in another workspace is free here.
 pub async fn create_accounts<C: ConnectionTrait>(
     connection: &C,
     workspace_id: Uuid,
@@ -69,6 +76,7 @@ pub async fn create_accounts<C: ConnectionTrait>(
     let mut existing: BTreeMap<Uuid, Account> = BTreeMap::new();
     for chunk in ids.chunks(500) {
         for row in account::Entity::find()
+            .filter(account::Column::WorkspaceId.eq(workspace_id))
             .filter(account::Column::Id.is_in(chunk.iter().copied()))
             .all(connection)
             .await?
@@ -84,8 +92,7 @@ pub async fn create_accounts<C: ConnectionTrait>(
             continue;
         }
         if let Some(stored) = existing.get(&requested.id) {
-            let same = stored.workspace_id == workspace_id
-                && stored.owner_id == requested.owner_id
+            let same = stored.owner_id == requested.owner_id
                 && stored.asset == requested.asset
                 && stored.code == requested.code
                 && stored.flags == requested.flags
@@ -164,18 +171,20 @@ impl SystemAccount {
 
     fn flags(&self) -> u32 {
         match self {
-            SystemAccount::External => 0,
-            _ => DEBITS_MUST_NOT_EXCEED_CREDITS,
+            SystemAccount::External => MANAGED_BY_DOMAIN,
+            _ => DEBITS_MUST_NOT_EXCEED_CREDITS | MANAGED_BY_DOMAIN,
         }
     }
 
-    /// The account's id: derived from workspace, purpose and asset, so every replica agrees.
+    /// The account's id: derived from workspace, purpose and asset, so every replica agrees. It is
+    /// a reserved (version-5) id that no client can create, in a workspace-scoped key that no
+    /// other workspace can touch.
     pub fn id(&self, workspace_id: Uuid, asset: &str) -> Uuid {
-        Uuid::new_v5(&workspace_id, self.key(asset).as_bytes())
+        kernel::ids::derived(&workspace_id, &self.key(asset))
     }
 }
 
-/// Creates the system account if it does not exist yet and returns its id.
+/// Creates the system account (managed by its domain) if it does not exist yet and returns its id.
 pub async fn ensure_system_account<C: ConnectionTrait>(
     connection: &C,
     workspace_id: Uuid,
@@ -213,7 +222,7 @@ pub async fn ensure_system_account<C: ConnectionTrait>(
     };
     account::Entity::insert(account::ActiveModel::from(store::account_to_row(&account)))
         .on_conflict(
-            OnConflict::column(account::Column::Id)
+            OnConflict::columns([account::Column::WorkspaceId, account::Column::Id])
                 .do_nothing()
                 .to_owned(),
         )

@@ -12,6 +12,9 @@ use uuid::Uuid;
 pub const DEBITS_MUST_NOT_EXCEED_CREDITS: u32 = 1;
 /// Accounts whose credits (posted + pending) may never exceed their posted debits.
 pub const CREDITS_MUST_NOT_EXCEED_DEBITS: u32 = 2;
+/// Accounts a domain manages (system accounts, wallets, budgets, escrow): only that domain's own
+/// operations move them, never a generic client transfer. Set only by the platform.
+pub const MANAGED_BY_DOMAIN: u32 = 1 << 15;
 
 pub const LINKED: u32 = 1;
 pub const PENDING: u32 = 2;
@@ -22,6 +25,10 @@ pub const BALANCING_CREDIT: u32 = 32;
 
 /// Most transfers (or accounts) one call may carry.
 pub const MAX_BATCH: usize = 8000;
+/// Largest amount one transfer may move (10^15 minor units: ten trillion dollars in cents), so that
+/// no sum of transfers a workspace could plausibly make overflows an account's `i64` totals. A
+/// balancing transfer may ask for more; what it actually moves is held to this bound too.
+pub const MAX_AMOUNT: i64 = kernel::money::MAX_AMOUNT;
 /// Longest a pending transfer may wait before it voids itself.
 pub const MAX_TIMEOUT_SECONDS: i64 = 366 * 86_400;
 pub const MAX_CODE_CHARS: usize = 64;
@@ -73,6 +80,10 @@ pub enum TransferResult {
     InvalidMetadata = 37,
     PendingTransferHasDifferentDebitAccountId = 38,
     PendingTransferHasDifferentCreditAccountId = 39,
+    /// The id is a version-5 UUID, the namespace of ids the platform derives.
+    IdReserved = 40,
+    /// A debit or credit account is managed by a domain and moves only through its operations.
+    AccountManagedByDomain = 41,
 }
 
 impl TransferResult {
@@ -128,7 +139,7 @@ impl TransferResult {
     }
 }
 
-const ALL_RESULTS: [TransferResult; 39] = {
+const ALL_RESULTS: [TransferResult; 41] = {
     use TransferResult::*;
     [
         Created,
@@ -170,8 +181,22 @@ const ALL_RESULTS: [TransferResult; 39] = {
         InvalidMetadata,
         PendingTransferHasDifferentDebitAccountId,
         PendingTransferHasDifferentCreditAccountId,
+        IdReserved,
+        AccountManagedByDomain,
     ]
 };
+
+/// Who asks for a batch of transfers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A client of the generic ledger API: it may not use reserved ids nor move managed accounts.
+    Client,
+    /// A domain's own operation (a purchase, a charge, a refund), inside its transaction.
+    Domain,
+}
+
+/// Accounts and transfers are keyed by `(workspace_id, id)`: an id is unique per workspace only.
+pub type Key = (Uuid, Uuid);
 
 /// What a pending transfer has become.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,6 +269,15 @@ impl Account {
     pub fn balance(&self) -> i64 {
         self.credits_posted - self.debits_posted
     }
+
+    pub fn key(&self) -> Key {
+        (self.workspace_id, self.id)
+    }
+
+    /// Whether a domain manages this account (see [`MANAGED_BY_DOMAIN`]).
+    pub fn is_managed(&self) -> bool {
+        self.flags & MANAGED_BY_DOMAIN != 0
+    }
 }
 
 /// A transfer as a client asks for it.
@@ -289,6 +323,10 @@ pub struct Transfer {
 impl Transfer {
     pub fn kind(&self) -> TransferKind {
         TransferKind::of_flags(self.flags)
+    }
+
+    pub fn key(&self) -> Key {
+        (self.workspace_id, self.id)
     }
 }
 
@@ -348,12 +386,13 @@ pub fn validate(transfer: &NewTransfer) -> Result<(), TransferResult> {
             return Err(InvalidTimeout);
         }
     }
+    let bounded = transfer.amount <= MAX_AMOUNT || balancing;
     if two_phase_resolution {
-        if transfer.amount < 0 {
+        if transfer.amount < 0 || !bounded {
             return Err(InvalidAmount);
         }
     } else {
-        if transfer.amount <= 0 {
+        if transfer.amount <= 0 || !bounded {
             return Err(InvalidAmount);
         }
         if transfer.debit_account_id == transfer.credit_account_id {
@@ -418,28 +457,29 @@ fn compare_existing(existing: &Transfer, retry: &NewTransfer) -> TransferResult 
 /// A change that a failed linked chain must undo.
 enum Undo {
     Account(Account),
-    Inserted(Uuid),
+    Inserted(Key),
     PendingState {
-        id: Uuid,
+        key: Key,
         state: PendingState,
         resolved_at: Option<i64>,
     },
 }
 
-/// Everything one batch may read or change, and the record of what it changed.
+/// Everything one batch may read or change, and the record of what it changed. Every map is keyed
+/// by `(workspace_id, id)`, so one batch may hold equal ids of different workspaces.
 #[derive(Default)]
 pub struct WorkingSet {
-    /// Accounts the batch may touch, by id (any workspace: lookups check it).
-    pub accounts: HashMap<Uuid, Account>,
+    /// Accounts the batch may touch.
+    pub accounts: HashMap<Key, Account>,
     /// Stored transfers the batch refers to, plus those it creates.
-    pub transfers: HashMap<Uuid, Transfer>,
+    pub transfers: HashMap<Key, Transfer>,
     /// Ids whose first attempt failed, with that failure.
-    pub failed: HashMap<Uuid, (Uuid, TransferResult)>,
+    pub failed: HashMap<Key, TransferResult>,
     /// New transfers, in the order they were applied.
-    pub created: Vec<Uuid>,
-    pub touched_accounts: BTreeSet<Uuid>,
+    pub created: Vec<Key>,
+    pub touched_accounts: BTreeSet<Key>,
     /// Pending transfers whose state changed.
-    pub resolved: BTreeSet<Uuid>,
+    pub resolved: BTreeSet<Key>,
     /// Newly failed ids with their workspace and result.
     pub new_failures: Vec<(Uuid, Uuid, TransferResult)>,
     undo: Vec<Undo>,
@@ -452,6 +492,7 @@ impl WorkingSet {
         workspace_id: Uuid,
         now: i64,
         transfers: &[NewTransfer],
+        origin: Origin,
     ) -> Vec<TransferResult> {
         let mut results = vec![TransferResult::Created; transfers.len()];
         let mut start = 0;
@@ -471,6 +512,7 @@ impl WorkingSet {
             self.apply_chain(
                 workspace_id,
                 now,
+                origin,
                 &transfers[start..=end],
                 &mut results[start..=end],
             );
@@ -483,12 +525,13 @@ impl WorkingSet {
         &mut self,
         workspace_id: Uuid,
         now: i64,
+        origin: Origin,
         chain: &[NewTransfer],
         results: &mut [TransferResult],
     ) {
         let mark = self.undo.len();
         let failure = chain.iter().enumerate().find_map(|(index, transfer)| {
-            match self.apply_one(workspace_id, now, transfer) {
+            match self.apply_one(workspace_id, now, origin, transfer) {
                 Ok(result) => {
                     results[index] = result;
                     None
@@ -511,15 +554,12 @@ impl WorkingSet {
         if failure.is_transient() {
             for (index, transfer) in chain.iter().enumerate() {
                 // An id that already exists keeps answering EXISTS; only new ids are marked failed.
-                if results[index] == TransferResult::Exists
-                    || self.transfers.contains_key(&transfer.id)
-                {
+                let key = (workspace_id, transfer.id);
+                if results[index] == TransferResult::Exists || self.transfers.contains_key(&key) {
                     continue;
                 }
-                if let std::collections::hash_map::Entry::Vacant(entry) =
-                    self.failed.entry(transfer.id)
-                {
-                    entry.insert((workspace_id, results[index]));
+                if let std::collections::hash_map::Entry::Vacant(entry) = self.failed.entry(key) {
+                    entry.insert(results[index]);
                     self.new_failures
                         .push((transfer.id, workspace_id, results[index]));
                 }
@@ -531,20 +571,20 @@ impl WorkingSet {
         while self.undo.len() > mark {
             match self.undo.pop() {
                 Some(Undo::Account(before)) => {
-                    self.accounts.insert(before.id, before);
+                    self.accounts.insert(before.key(), before);
                 }
-                Some(Undo::Inserted(id)) => {
-                    self.transfers.remove(&id);
-                    if self.created.last() == Some(&id) {
+                Some(Undo::Inserted(key)) => {
+                    self.transfers.remove(&key);
+                    if self.created.last() == Some(&key) {
                         self.created.pop();
                     }
                 }
                 Some(Undo::PendingState {
-                    id,
+                    key,
                     state,
                     resolved_at,
                 }) => {
-                    if let Some(transfer) = self.transfers.get_mut(&id) {
+                    if let Some(transfer) = self.transfers.get_mut(&key) {
                         transfer.pending_state = state;
                         transfer.resolved_at = resolved_at;
                     }
@@ -555,34 +595,34 @@ impl WorkingSet {
     }
 
     fn account_in(&self, workspace_id: Uuid, id: Uuid) -> Option<&Account> {
-        self.accounts
-            .get(&id)
-            .filter(|account| account.workspace_id == workspace_id)
+        self.accounts.get(&(workspace_id, id))
     }
 
     fn save_account(&mut self, account: Account) {
-        if let Some(before) = self.accounts.insert(account.id, account.clone()) {
+        let key = account.key();
+        if let Some(before) = self.accounts.insert(key, account) {
             self.undo.push(Undo::Account(before));
         }
-        self.touched_accounts.insert(account.id);
+        self.touched_accounts.insert(key);
     }
 
     fn insert_transfer(&mut self, transfer: Transfer) {
-        self.undo.push(Undo::Inserted(transfer.id));
-        self.created.push(transfer.id);
-        self.transfers.insert(transfer.id, transfer);
+        let key = transfer.key();
+        self.undo.push(Undo::Inserted(key));
+        self.created.push(key);
+        self.transfers.insert(key, transfer);
     }
 
-    fn set_pending_state(&mut self, id: Uuid, state: PendingState, resolved_at: i64) {
-        if let Some(transfer) = self.transfers.get_mut(&id) {
+    fn set_pending_state(&mut self, key: Key, state: PendingState, resolved_at: i64) {
+        if let Some(transfer) = self.transfers.get_mut(&key) {
             self.undo.push(Undo::PendingState {
-                id,
+                key,
                 state: transfer.pending_state,
                 resolved_at: transfer.resolved_at,
             });
             transfer.pending_state = state;
             transfer.resolved_at = Some(resolved_at);
-            self.resolved.insert(id);
+            self.resolved.insert(key);
         }
     }
 
@@ -590,33 +630,33 @@ impl WorkingSet {
         &mut self,
         workspace_id: Uuid,
         now: i64,
+        origin: Origin,
         transfer: &NewTransfer,
     ) -> Result<TransferResult, TransferResult> {
         validate(transfer)?;
+        // Checked before anything is looked up, so that a derived id answers the same whether or
+        // not the platform has used it yet.
+        if origin == Origin::Client && kernel::ids::is_reserved(&transfer.id) {
+            return Err(TransferResult::IdReserved);
+        }
+        let key = (workspace_id, transfer.id);
         // An existing transfer wins over a failure record: should two replicas ever race on one id
         // with different accounts, the created transfer is what every retry reports.
-        if let Some(existing) = self.transfers.get(&transfer.id) {
-            if existing.workspace_id != workspace_id {
-                return Err(TransferResult::InvalidId);
-            }
+        if let Some(existing) = self.transfers.get(&key) {
             return match compare_existing(existing, transfer) {
                 TransferResult::Exists => Ok(TransferResult::Exists),
                 different => Err(different),
             };
         }
-        if let Some((failed_workspace, _)) = self.failed.get(&transfer.id) {
-            return Err(if *failed_workspace == workspace_id {
-                TransferResult::IdAlreadyFailed
-            } else {
-                TransferResult::InvalidId
-            });
+        if self.failed.contains_key(&key) {
+            return Err(TransferResult::IdAlreadyFailed);
         }
         match TransferKind::of_flags(transfer.flags) {
             TransferKind::Single | TransferKind::Pending => {
-                self.apply_movement(workspace_id, now, transfer)
+                self.apply_movement(workspace_id, now, origin, transfer)
             }
             TransferKind::Post | TransferKind::Void => {
-                self.apply_resolution(workspace_id, now, transfer)
+                self.apply_resolution(workspace_id, now, origin, transfer)
             }
         }
     }
@@ -625,6 +665,7 @@ impl WorkingSet {
         &mut self,
         workspace_id: Uuid,
         now: i64,
+        origin: Origin,
         transfer: &NewTransfer,
     ) -> Result<TransferResult, TransferResult> {
         use TransferResult::*;
@@ -636,6 +677,9 @@ impl WorkingSet {
             .account_in(workspace_id, transfer.credit_account_id)
             .cloned()
             .ok_or(CreditAccountNotFound)?;
+        if origin == Origin::Client && (debit.is_managed() || credit.is_managed()) {
+            return Err(AccountManagedByDomain);
+        }
         if debit.asset != credit.asset {
             return Err(AssetMismatch);
         }
@@ -658,6 +702,9 @@ impl WorkingSet {
             } else {
                 ExceedsDebits
             });
+        }
+        if amount > MAX_AMOUNT {
+            return Err(InvalidAmount);
         }
         let pending = transfer.flags & PENDING != 0;
         if pending {
@@ -721,14 +768,15 @@ impl WorkingSet {
         &mut self,
         workspace_id: Uuid,
         now: i64,
+        origin: Origin,
         transfer: &NewTransfer,
     ) -> Result<TransferResult, TransferResult> {
         use TransferResult::*;
         let pending_id = transfer.pending_id.ok_or(PendingIdRequired)?;
+        let pending_key = (workspace_id, pending_id);
         let pending = self
             .transfers
-            .get(&pending_id)
-            .filter(|pending| pending.workspace_id == workspace_id)
+            .get(&pending_key)
             .cloned()
             .ok_or(PendingTransferNotFound)?;
         if pending.kind() != TransferKind::Pending {
@@ -773,6 +821,9 @@ impl WorkingSet {
             .account_in(workspace_id, pending.credit_account_id)
             .cloned()
             .ok_or(CreditAccountNotFound)?;
+        if origin == Origin::Client && (debit.is_managed() || credit.is_managed()) {
+            return Err(AccountManagedByDomain);
+        }
         debit.debits_pending -= pending.amount;
         credit.credits_pending -= pending.amount;
         if post {
@@ -783,7 +834,7 @@ impl WorkingSet {
         self.save_account(debit);
         self.save_account(credit);
         self.set_pending_state(
-            pending_id,
+            pending_key,
             if post {
                 PendingState::Posted
             } else {
@@ -814,8 +865,8 @@ impl WorkingSet {
 
     /// Voids a pending transfer whose timeout has passed, releasing its reservation. Returns
     /// false when it is no longer pending (posted or voided meanwhile).
-    pub fn expire(&mut self, pending_id: Uuid) -> bool {
-        let Some(pending) = self.transfers.get(&pending_id).cloned() else {
+    pub fn expire(&mut self, pending_key: Key) -> bool {
+        let Some(pending) = self.transfers.get(&pending_key).cloned() else {
             return false;
         };
         let Some(expires_at) = pending.expires_at else {
@@ -825,8 +876,10 @@ impl WorkingSet {
             return false;
         }
         let (Some(mut debit), Some(mut credit)) = (
-            self.accounts.get(&pending.debit_account_id).cloned(),
-            self.accounts.get(&pending.credit_account_id).cloned(),
+            self.account_in(pending.workspace_id, pending.debit_account_id)
+                .cloned(),
+            self.account_in(pending.workspace_id, pending.credit_account_id)
+                .cloned(),
         ) else {
             return false;
         };
@@ -834,7 +887,7 @@ impl WorkingSet {
         credit.credits_pending -= pending.amount;
         self.save_account(debit);
         self.save_account(credit);
-        self.set_pending_state(pending_id, PendingState::Expired, expires_at);
+        self.set_pending_state(pending_key, PendingState::Expired, expires_at);
         self.undo.clear();
         true
     }

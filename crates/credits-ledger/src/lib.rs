@@ -14,13 +14,19 @@ pub mod store;
 pub mod verify;
 mod writer;
 
+use std::collections::BTreeSet;
+
+use kernel::background::ItemBackoff;
 use kernel::{Context, ServiceError};
 use sea_orm::ConnectionTrait;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 pub use accounts::{CreateAccountResult, NewAccount, SystemAccount};
-pub use domain::{Account, NewTransfer, Transfer, TransferResult};
+pub use domain::{Account, Key, NewTransfer, Origin, Transfer, TransferResult};
+
+/// Pending transfers the expiry sweeper looks at per round.
+const EXPIRY_ROUND: u64 = 1000;
 
 /// The ErrorInfo domain of ledger errors.
 pub const DOMAIN: &str = "promo.ledger";
@@ -43,7 +49,8 @@ impl Ledger {
         &self.context
     }
 
-    /// Applies transfers through group commit; one result per transfer, in order.
+    /// Applies a client's transfers through group commit; one result per transfer, in order. A
+    /// client may not use reserved ids nor move accounts a domain manages.
     pub async fn create_transfers(
         &self,
         workspace_id: Uuid,
@@ -53,30 +60,36 @@ impl Ledger {
             return Ok(Vec::new());
         }
         let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(writer::WriteJob {
-                workspace_id,
-                transfers,
-                reply,
-            })
-            .await
-            .map_err(|_| {
-                ServiceError::unavailable(
-                    "LEDGER_STOPPED",
-                    "the ledger is shutting down",
-                    "writer gone",
-                )
-            })?;
+        self.submit(writer::WriteJob {
+            workspace_id,
+            origin: Origin::Client,
+            transfers,
+            reply,
+            #[cfg(test)]
+            fault: None,
+        })
+        .await?;
         answer.await.map_err(|_| {
             ServiceError::unavailable(
-                "LEDGER_STOPPED",
-                "the ledger is shutting down",
+                "LEDGER_WRITER_RESTARTED",
+                "the ledger's writer restarted while holding this request; retry it with the same transfer ids",
                 "writer dropped a job",
             )
         })?
     }
 
-    /// Applies transfers inside the caller's transaction (which must be a write transaction).
+    async fn submit(&self, job: writer::WriteJob) -> Result<(), ServiceError> {
+        self.writer.send(job).await.map_err(|_| {
+            ServiceError::unavailable(
+                "LEDGER_STOPPED",
+                "the ledger is shutting down",
+                "writer gone",
+            )
+        })
+    }
+
+    /// Applies a domain's transfers inside the caller's transaction (which must be a write
+    /// transaction): the domain may use its derived ids and move the accounts it manages.
     pub async fn apply_in<C: ConnectionTrait>(
         connection: &C,
         workspace_id: Uuid,
@@ -85,61 +98,118 @@ impl Ledger {
     ) -> Result<Vec<TransferResult>, ServiceError> {
         let requests = [store::BatchRequest {
             workspace_id,
+            origin: Origin::Domain,
             transfers,
         }];
         let mut results = store::apply_batch(connection, &requests, now).await?;
         Ok(results.pop().unwrap_or_default())
     }
 
-    /// Creates accounts in one transaction.
+    /// Creates a client's accounts in one transaction.
     pub async fn create_accounts(
         &self,
         workspace_id: Uuid,
         accounts: Vec<NewAccount>,
     ) -> Result<Vec<CreateAccountResult>, ServiceError> {
-        let db = &self.context.db;
-        db.with_retry(|| async {
-            let txn = db.begin_write().await?;
-            let now = kernel::clock::to_micros(self.context.clock.now());
-            let results = accounts::create_accounts(&*txn, workspace_id, &accounts, now).await?;
-            txn.commit().await?;
-            Ok(results)
-        })
-        .await
+        let accounts = &accounts;
+        self.context
+            .write(|txn| async move {
+                let now = kernel::clock::to_micros(self.context.clock.now());
+                let results = accounts::create_accounts(&*txn, workspace_id, accounts, now).await?;
+                Ok((txn, results))
+            })
+            .await
     }
 
     /// Voids every pending transfer whose timeout has passed; returns how many.
     pub async fn expire_due(&self) -> Result<usize, ServiceError> {
-        let db = &self.context.db;
+        self.expire_due_isolated(&mut ItemBackoff::new("pending_expiry"))
+            .await
+    }
+
+    /// [`Ledger::expire_due`], isolating failures per transfer: when a round fails, each of its
+    /// transfers is voided alone, and one that keeps failing backs off without holding up the rest.
+    async fn expire_due_isolated(
+        &self,
+        backoff: &mut ItemBackoff<KeyText>,
+    ) -> Result<usize, ServiceError> {
         let mut total = 0;
         loop {
-            let expired = db
-                .with_retry(|| async {
-                    let txn = db.begin_write().await?;
-                    let now = kernel::clock::to_micros(self.context.clock.now());
-                    let expired = store::expire_pending(&*txn, now, 1000).await?;
-                    txn.commit().await?;
-                    Ok(expired)
-                })
-                .await?;
+            let now = kernel::clock::to_micros(self.context.clock.now());
+            let due = store::due_pending(self.context.db.connection(), now, EXPIRY_ROUND).await?;
+            let full_round = due.len() as u64 == EXPIRY_ROUND;
+            let ready: BTreeSet<Key> = due
+                .into_iter()
+                .filter(|key| backoff.ready(&KeyText(*key)))
+                .collect();
+            if ready.is_empty() {
+                return Ok(total);
+            }
+            let expired = match self.expire_keys(&ready).await {
+                Ok(expired) => {
+                    for key in &ready {
+                        backoff.succeeded(&KeyText(*key));
+                    }
+                    expired
+                }
+                Err(_) => {
+                    let mut expired = 0;
+                    for key in &ready {
+                        match self.expire_keys(&BTreeSet::from([*key])).await {
+                            Ok(count) => {
+                                expired += count;
+                                backoff.succeeded(&KeyText(*key));
+                            }
+                            Err(error) => backoff.failed(&KeyText(*key), &error),
+                        }
+                    }
+                    expired
+                }
+            };
             total += expired;
-            if expired < 1000 {
+            if !full_round || expired == 0 {
                 return Ok(total);
             }
         }
     }
 
-    /// Runs [`Ledger::expire_due`] every `period` until the task is dropped.
+    async fn expire_keys(&self, keys: &BTreeSet<Key>) -> Result<usize, ServiceError> {
+        self.context
+            .write(|txn| async move {
+                let now = kernel::clock::to_micros(self.context.clock.now());
+                let expired = store::expire_keys(&*txn, keys, now).await?;
+                Ok((txn, expired))
+            })
+            .await
+    }
+
+    /// Runs the expiry sweep every `period` until the task is dropped; a failing transfer is
+    /// retried with backoff and never stops the others.
     pub async fn run_expiry(self, period: std::time::Duration) {
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff = ItemBackoff::new("pending_expiry");
         loop {
             interval.tick().await;
-            match self.expire_due().await {
+            match self.expire_due_isolated(&mut backoff).await {
                 Ok(0) => {}
                 Ok(expired) => tracing::info!(expired, "voided expired pending transfers"),
-                Err(error) => tracing::warn!(%error, "expiring pending transfers failed"),
+                Err(error) => {
+                    metrics::counter!("promo_background_failures_total", "job" => "pending_expiry")
+                        .increment(1);
+                    tracing::warn!(%error, "listing expired pending transfers failed; retrying next round");
+                }
             }
         }
+    }
+}
+
+/// A `(workspace_id, id)` key as background jobs log it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyText(pub Key);
+
+impl std::fmt::Display for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.0.0, self.0.1)
     }
 }

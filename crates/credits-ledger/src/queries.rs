@@ -13,8 +13,7 @@ pub async fn get_account<C: ConnectionTrait>(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<Option<Account>, ServiceError> {
-    Ok(account::Entity::find_by_id(id)
-        .filter(account::Column::WorkspaceId.eq(workspace_id))
+    Ok(account::Entity::find_by_id((workspace_id, id))
         .one(connection)
         .await?
         .map(store::account_from_row))
@@ -97,6 +96,7 @@ async fn sum_amounts<C: ConnectionTrait>(
 /// which a pending transfer past its timeout reserves until the sweeper voids it.
 pub async fn balances_as_of<C: ConnectionTrait>(
     connection: &C,
+    workspace_id: Uuid,
     account_id: Uuid,
     as_of: Option<i64>,
 ) -> Result<Balances, ServiceError> {
@@ -125,6 +125,7 @@ pub async fn balances_as_of<C: ConnectionTrait>(
     };
     let side = |column: transfer::Column, kind: Condition| {
         Condition::all()
+            .add(transfer::Column::WorkspaceId.eq(workspace_id))
             .add(column.eq(account_id))
             .add(transfer::Column::CreatedAt.lte(as_of))
             .add(kind)
@@ -210,8 +211,7 @@ pub async fn get_transfer<C: ConnectionTrait>(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<Option<StoredTransfer>, ServiceError> {
-    Ok(transfer::Entity::find_by_id(id)
-        .filter(transfer::Column::WorkspaceId.eq(workspace_id))
+    Ok(transfer::Entity::find_by_id((workspace_id, id))
         .one(connection)
         .await?
         .map(store::transfer_from_row))

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use kernel::clock::{micros_to_timestamp, timestamp_to_micros, to_micros};
+use kernel::clock::{micros_to_timestamp, parse_timestamp, to_micros};
 use kernel::ids::{parse_optional_uuid, parse_uuid};
 use kernel::pagination::{PageToken, page_size};
 use kernel::{IdempotencyKey, Principal, Role, ServiceError};
@@ -22,6 +22,9 @@ const LEDGER_WIDE_ROLES: &[Role] = &[Role::Admin, Role::Ops, Role::Billing];
 
 /// The transfer code of credit purchases.
 pub const CREDIT_PURCHASE: &str = "CREDIT_PURCHASE";
+
+/// Most credits one purchase may buy.
+pub const MAX_PURCHASE_CREDITS: i64 = 1_000_000_000_000;
 
 pub struct LedgerGrpc {
     ledger: Ledger,
@@ -382,21 +385,20 @@ impl LedgerService for LedgerGrpc {
         let account = self
             .visible_account(principal, "account_id", &body.account_id)
             .await?;
-        let (balances, as_of_time) = match &body.as_of_time {
-            Some(as_of) => {
-                let micros = timestamp_to_micros(as_of).ok_or_else(|| {
-                    ServiceError::invalid_field(DOMAIN, "as_of_time", "is not a valid timestamp")
-                })?;
-                let balances = queries::balances_as_of(
-                    self.ledger.context().db.connection(),
-                    account.id,
-                    Some(micros),
-                )
-                .await?;
-                (balances, Some(*as_of))
-            }
-            None => (Balances::of(&account), None),
-        };
+        let (balances, as_of_time) =
+            match parse_timestamp(DOMAIN, "as_of_time", body.as_of_time.as_ref())? {
+                Some(micros) => {
+                    let balances = queries::balances_as_of(
+                        self.ledger.context().db.connection(),
+                        account.workspace_id,
+                        account.id,
+                        Some(micros),
+                    )
+                    .await?;
+                    (balances, body.as_of_time)
+                }
+                None => (Balances::of(&account), None),
+            };
         Ok(Response::new(pb::AccountBalance {
             account_id: account.id.to_string(),
             debits_posted: balances.debits_posted,
@@ -432,24 +434,12 @@ impl LedgerService for LedgerGrpc {
                     .id,
             )
         };
-        let time = |field: &str,
-                    value: &Option<prost_types::Timestamp>|
-         -> Result<Option<i64>, ServiceError> {
-            value
-                .as_ref()
-                .map(|timestamp| {
-                    timestamp_to_micros(timestamp).ok_or_else(|| {
-                        ServiceError::invalid_field(DOMAIN, field, "is not a valid timestamp")
-                    })
-                })
-                .transpose()
-        };
         let filter = TransferFilter {
             account_id,
             code: (!body.code.is_empty()).then(|| body.code.clone()),
             reference: (!body.reference.is_empty()).then(|| body.reference.clone()),
-            start_time: time("start_time", &body.start_time)?,
-            end_time: time("end_time", &body.end_time)?,
+            start_time: parse_timestamp(DOMAIN, "start_time", body.start_time.as_ref())?,
+            end_time: parse_timestamp(DOMAIN, "end_time", body.end_time.as_ref())?,
         };
         let digest = PageToken::query_digest(&[
             "transfers",
@@ -495,17 +485,17 @@ impl LedgerService for LedgerGrpc {
         let workspace_id = principal.workspace_id;
         let key = IdempotencyKey::new(
             DOMAIN,
-            workspace_id,
+            &principal,
             &body.request_id,
             "PurchaseCredits",
             body,
         )?;
         let owner_id = parse_uuid(DOMAIN, "owner_id", &body.owner_id)?;
-        if body.amount <= 0 {
+        if !(1..=MAX_PURCHASE_CREDITS).contains(&body.amount) {
             return Err(ServiceError::invalid_field(
                 DOMAIN,
                 "amount",
-                "must be a positive number of credits",
+                format!("must be a whole number of credits from 1 to {MAX_PURCHASE_CREDITS}"),
             )
             .into());
         }
@@ -519,39 +509,61 @@ impl LedgerService for LedgerGrpc {
         let transfer =
             purchase_transfer(workspace_id, owner_id, body.amount, &body.payment_reference);
         let context = self.ledger.context();
-        let db = &context.db;
-        let response = db
-            .with_retry(|| async {
-                let txn = db.begin_write().await?;
+        let transfer = &transfer;
+        let response = context
+            .idempotent(&key, |txn| async move {
                 let now = to_micros(context.clock.now());
-                if let Some(stored) = key.begin::<_, pb::Transfer>(&*txn, context.clock.now()).await? {
-                    return Ok(stored);
-                }
                 let asset = kernel::money::CREDITS;
-                ensure_system_account(&*txn, workspace_id, &SystemAccount::External, asset, now).await?;
-                ensure_system_account(&*txn, workspace_id, &SystemAccount::Wallet(owner_id), asset, now).await?;
-                let results = Ledger::apply_in(&*txn, workspace_id, std::slice::from_ref(&transfer), now).await?;
+                ensure_system_account(&*txn, workspace_id, &SystemAccount::External, asset, now)
+                    .await?;
+                ensure_system_account(
+                    &*txn,
+                    workspace_id,
+                    &SystemAccount::Wallet(owner_id),
+                    asset,
+                    now,
+                )
+                .await?;
+                let results =
+                    Ledger::apply_in(&*txn, workspace_id, std::slice::from_ref(transfer), now)
+                        .await?;
                 match results.first().copied() {
                     Some(TransferResult::Created | TransferResult::Exists) => {}
                     Some(result) if result.is_exists_with_different_fields() => {
                         return Err(ServiceError::failed_precondition(
                             DOMAIN,
                             "PAYMENT_REFERENCE_ALREADY_USED",
-                            format!("payment_reference:{}", body.payment_reference),
+                            format!(
+                                "payment_reference:{}",
+                                kernel::ids::echo(&body.payment_reference)
+                            ),
                             "this payment reference already bought credits with a different owner or amount",
                         ));
                     }
+                    Some(TransferResult::Overflows) => {
+                        // Nothing is committed: the transaction rolls back with this error.
+                        return Err(ServiceError::failed_precondition(
+                            DOMAIN,
+                            "AMOUNT_OVERFLOW",
+                            format!("owner:{owner_id}"),
+                            format!(
+                                "this purchase would take the wallet's or the workspace's purchase totals past the ledger's limit of {} credits; nothing was bought",
+                                i64::MAX
+                            ),
+                        ));
+                    }
                     other => {
-                        return Err(ServiceError::internal(format!("credit purchase transfer failed: {other:?}")));
+                        return Err(ServiceError::internal(format!(
+                            "credit purchase transfer failed: {other:?}"
+                        )));
                     }
                 }
                 let stored = queries::get_transfer(&*txn, workspace_id, transfer.id)
                     .await?
-                    .ok_or_else(|| ServiceError::internal("purchase transfer missing after commit"))?;
-                let response = transfer_to_proto(&stored);
-                key.finish(&*txn, &response).await?;
-                txn.commit().await?;
-                Ok(response)
+                    .ok_or_else(|| {
+                        ServiceError::internal("purchase transfer missing after commit")
+                    })?;
+                Ok((txn, transfer_to_proto(&stored)))
             })
             .await?;
         tracing::info!(workspace_id = %workspace_id, owner_id = %owner_id, amount = body.amount, "credits purchased");
@@ -569,10 +581,7 @@ pub fn purchase_transfer(
 ) -> NewTransfer {
     let asset = kernel::money::CREDITS;
     NewTransfer {
-        id: Uuid::new_v5(
-            &workspace_id,
-            format!("purchase:{payment_reference}").as_bytes(),
-        ),
+        id: kernel::ids::derived(&workspace_id, &format!("purchase:{payment_reference}")),
         debit_account_id: SystemAccount::External.id(workspace_id, asset),
         credit_account_id: SystemAccount::Wallet(owner_id).id(workspace_id, asset),
         amount,

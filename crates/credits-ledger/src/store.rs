@@ -9,7 +9,7 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, QueryFilter, QueryOrder, QuerySelect};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Account, PendingState, Transfer, TransferResult, WorkingSet};
+use crate::domain::{Account, Key, Origin, PendingState, Transfer, TransferResult, WorkingSet};
 
 pub mod account {
     use sea_orm::entity::prelude::*;
@@ -18,8 +18,9 @@ pub mod account {
     #[sea_orm(table_name = "ledger_account")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
         pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
         pub owner_id: Option<Uuid>,
         pub asset: String,
         pub code: String,
@@ -45,8 +46,9 @@ pub mod transfer {
     #[sea_orm(table_name = "ledger_transfer")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
         pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
         pub seq: i64,
         pub debit_account_id: Uuid,
         pub credit_account_id: Uuid,
@@ -79,8 +81,9 @@ pub mod failed {
     #[sea_orm(table_name = "ledger_failed_transfer")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
         pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
         pub result: i32,
         pub created_at: i64,
     }
@@ -249,23 +252,24 @@ async fn write_balances<C: ConnectionTrait>(
     }
     let backend = connection.get_database_backend();
     let postgres = backend == DbBackend::Postgres;
-    let mut sql = String::with_capacity(160 + accounts.len() * 40);
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(accounts.len() * 5);
+    let mut sql = String::with_capacity(160 + accounts.len() * 48);
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(accounts.len() * 6);
     for (index, account) in accounts.iter().enumerate() {
-        let base = index * 5;
+        let base = index * 6;
         sql.push_str(if index == 0 { "(" } else { ", (" });
-        for column in 0..5 {
+        for column in 0..6 {
             if column > 0 {
                 sql.push_str(", ");
             }
             if postgres {
-                let cast = if column == 0 { "::uuid" } else { "::bigint" };
+                let cast = if column < 2 { "::uuid" } else { "::bigint" };
                 sql.push_str(&format!("${}{cast}", base + column + 1));
             } else {
                 sql.push('?');
             }
         }
         sql.push(')');
+        values.push(account.workspace_id.into());
         values.push(account.id.into());
         values.push(account.debits_posted.into());
         values.push(account.credits_posted.into());
@@ -275,14 +279,15 @@ async fn write_balances<C: ConnectionTrait>(
     let statement = if postgres {
         format!(
             "UPDATE ledger_account AS a SET debits_posted = v.dp, credits_posted = v.cp, \
-             debits_pending = v.dq, credits_pending = v.cq FROM (VALUES {sql}) AS v(id, dp, cp, dq, cq) \
-             WHERE a.id = v.id"
+             debits_pending = v.dq, credits_pending = v.cq \
+             FROM (VALUES {sql}) AS v(ws, id, dp, cp, dq, cq) \
+             WHERE a.workspace_id = v.ws AND a.id = v.id"
         )
     } else {
         format!(
-            "UPDATE ledger_account SET debits_posted = v.column2, credits_posted = v.column3, \
-             debits_pending = v.column4, credits_pending = v.column5 FROM (VALUES {sql}) AS v \
-             WHERE ledger_account.id = v.column1"
+            "UPDATE ledger_account SET debits_posted = v.column3, credits_posted = v.column4, \
+             debits_pending = v.column5, credits_pending = v.column6 FROM (VALUES {sql}) AS v \
+             WHERE ledger_account.workspace_id = v.column1 AND ledger_account.id = v.column2"
         )
     };
     let result = connection
@@ -300,62 +305,73 @@ async fn write_balances<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The keys grouped by workspace, each group's ids ascending: the order rows are locked in.
+fn by_workspace(keys: &BTreeSet<Key>) -> BTreeMap<Uuid, Vec<Uuid>> {
+    let mut groups: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for (workspace_id, id) in keys {
+        groups.entry(*workspace_id).or_default().push(*id);
+    }
+    groups
+}
+
 /// Loads what the engine needs of accounts (not their code, owner or metadata), locking them in
-/// ascending id order on PostgreSQL.
+/// ascending `(workspace_id, id)` order on PostgreSQL.
 async fn load_accounts<C: ConnectionTrait>(
     connection: &C,
-    ids: &BTreeSet<Uuid>,
+    keys: &BTreeSet<Key>,
     working: &mut WorkingSet,
 ) -> Result<(), ServiceError> {
     type Row = (Uuid, Uuid, String, i32, i64, i64, i64, i64);
-    let ids: Vec<Uuid> = ids.iter().copied().collect();
-    for chunk in ids.chunks(CHUNK) {
-        let mut query = account::Entity::find()
-            .select_only()
-            .columns([
-                account::Column::Id,
-                account::Column::WorkspaceId,
-                account::Column::Asset,
-                account::Column::Flags,
-                account::Column::DebitsPosted,
-                account::Column::CreditsPosted,
-                account::Column::DebitsPending,
-                account::Column::CreditsPending,
-            ])
-            .filter(account::Column::Id.is_in(chunk.iter().copied()))
-            .order_by_asc(account::Column::Id);
-        if is_postgres(connection) {
-            query = query.lock_exclusive();
-        }
-        let rows: Vec<Row> = query.into_tuple().all(connection).await?;
-        for (
-            id,
-            workspace_id,
-            asset,
-            flags,
-            debits_posted,
-            credits_posted,
-            debits_pending,
-            credits_pending,
-        ) in rows
-        {
-            working.accounts.insert(
+    for (workspace_id, ids) in by_workspace(keys) {
+        for chunk in ids.chunks(CHUNK) {
+            let mut query = account::Entity::find()
+                .select_only()
+                .columns([
+                    account::Column::Id,
+                    account::Column::WorkspaceId,
+                    account::Column::Asset,
+                    account::Column::Flags,
+                    account::Column::DebitsPosted,
+                    account::Column::CreditsPosted,
+                    account::Column::DebitsPending,
+                    account::Column::CreditsPending,
+                ])
+                .filter(account::Column::WorkspaceId.eq(workspace_id))
+                .filter(account::Column::Id.is_in(chunk.iter().copied()))
+                .order_by_asc(account::Column::Id);
+            if is_postgres(connection) {
+                query = query.lock_exclusive();
+            }
+            let rows: Vec<Row> = query.into_tuple().all(connection).await?;
+            for (
                 id,
-                Account {
-                    id,
-                    workspace_id,
-                    owner_id: None,
-                    asset,
-                    code: String::new(),
-                    flags: flags as u32,
-                    debits_posted,
-                    credits_posted,
-                    debits_pending,
-                    credits_pending,
-                    metadata: BTreeMap::new(),
-                    created_at: 0,
-                },
-            );
+                workspace_id,
+                asset,
+                flags,
+                debits_posted,
+                credits_posted,
+                debits_pending,
+                credits_pending,
+            ) in rows
+            {
+                working.accounts.insert(
+                    (workspace_id, id),
+                    Account {
+                        id,
+                        workspace_id,
+                        owner_id: None,
+                        asset,
+                        code: String::new(),
+                        flags: flags as u32,
+                        debits_posted,
+                        credits_posted,
+                        debits_pending,
+                        credits_pending,
+                        metadata: BTreeMap::new(),
+                        created_at: 0,
+                    },
+                );
+            }
         }
     }
     Ok(())
@@ -363,23 +379,25 @@ async fn load_accounts<C: ConnectionTrait>(
 
 async fn load_transfers<C: ConnectionTrait>(
     connection: &C,
-    ids: &BTreeSet<Uuid>,
+    keys: &BTreeSet<Key>,
     lock: bool,
     working: &mut WorkingSet,
 ) -> Result<(), ServiceError> {
-    let ids: Vec<Uuid> = ids.iter().copied().collect();
-    for chunk in ids.chunks(CHUNK) {
-        let mut query = transfer::Entity::find()
-            .filter(transfer::Column::Id.is_in(chunk.iter().copied()))
-            .order_by_asc(transfer::Column::Id);
-        if lock && is_postgres(connection) {
-            query = query.lock_exclusive();
-        }
-        for row in query.all(connection).await? {
-            let stored = transfer_from_row(row);
-            working
-                .transfers
-                .insert(stored.transfer.id, stored.transfer);
+    for (workspace_id, ids) in by_workspace(keys) {
+        for chunk in ids.chunks(CHUNK) {
+            let mut query = transfer::Entity::find()
+                .filter(transfer::Column::WorkspaceId.eq(workspace_id))
+                .filter(transfer::Column::Id.is_in(chunk.iter().copied()))
+                .order_by_asc(transfer::Column::Id);
+            if lock && is_postgres(connection) {
+                query = query.lock_exclusive();
+            }
+            for row in query.all(connection).await? {
+                let stored = transfer_from_row(row);
+                working
+                    .transfers
+                    .insert(stored.transfer.key(), stored.transfer);
+            }
         }
     }
     Ok(())
@@ -387,27 +405,30 @@ async fn load_transfers<C: ConnectionTrait>(
 
 async fn load_failures<C: ConnectionTrait>(
     connection: &C,
-    ids: &BTreeSet<Uuid>,
+    keys: &BTreeSet<Key>,
     working: &mut WorkingSet,
 ) -> Result<(), ServiceError> {
-    let ids: Vec<Uuid> = ids.iter().copied().collect();
-    for chunk in ids.chunks(CHUNK) {
-        let rows = failed::Entity::find()
-            .filter(failed::Column::Id.is_in(chunk.iter().copied()))
-            .all(connection)
-            .await?;
-        for row in rows {
-            if let Some(result) = TransferResult::from_i32(row.result) {
-                working.failed.insert(row.id, (row.workspace_id, result));
+    for (workspace_id, ids) in by_workspace(keys) {
+        for chunk in ids.chunks(CHUNK) {
+            let rows = failed::Entity::find()
+                .filter(failed::Column::WorkspaceId.eq(workspace_id))
+                .filter(failed::Column::Id.is_in(chunk.iter().copied()))
+                .all(connection)
+                .await?;
+            for row in rows {
+                if let Some(result) = TransferResult::from_i32(row.result) {
+                    working.failed.insert((row.workspace_id, row.id), result);
+                }
             }
         }
     }
     Ok(())
 }
 
-/// One request in a batch: a workspace and its transfers, in order.
+/// One request in a batch: a workspace, who asks, and its transfers, in order.
 pub struct BatchRequest<'a> {
     pub workspace_id: Uuid,
+    pub origin: Origin,
     pub transfers: &'a [crate::domain::NewTransfer],
 }
 
@@ -424,9 +445,9 @@ pub async fn apply_batch<C: ConnectionTrait>(
     let mut pending_ids = BTreeSet::new();
     for request in requests {
         for transfer in request.transfers {
-            new_ids.insert(transfer.id);
+            new_ids.insert((request.workspace_id, transfer.id));
             if let Some(pending_id) = transfer.pending_id {
-                pending_ids.insert(pending_id);
+                pending_ids.insert((request.workspace_id, pending_id));
             }
         }
     }
@@ -437,17 +458,19 @@ pub async fn apply_batch<C: ConnectionTrait>(
     let mut account_ids = BTreeSet::new();
     for request in requests {
         for transfer in request.transfers {
-            account_ids.insert(transfer.debit_account_id);
-            account_ids.insert(transfer.credit_account_id);
+            for id in [transfer.debit_account_id, transfer.credit_account_id] {
+                if !id.is_nil() {
+                    account_ids.insert((request.workspace_id, id));
+                }
+            }
         }
     }
     for pending in working.transfers.values() {
-        account_ids.insert(pending.debit_account_id);
-        account_ids.insert(pending.credit_account_id);
+        account_ids.insert((pending.workspace_id, pending.debit_account_id));
+        account_ids.insert((pending.workspace_id, pending.credit_account_id));
     }
-    account_ids.remove(&Uuid::nil());
     load_accounts(connection, &account_ids, &mut working).await?;
-    let unseen: BTreeSet<Uuid> = new_ids
+    let unseen: BTreeSet<Key> = new_ids
         .iter()
         .filter(|id| !working.transfers.contains_key(id))
         .copied()
@@ -456,7 +479,7 @@ pub async fn apply_batch<C: ConnectionTrait>(
     load_failures(connection, &new_ids, &mut working).await?;
     let results: Vec<Vec<TransferResult>> = requests
         .iter()
-        .map(|request| working.apply(request.workspace_id, now, request.transfers))
+        .map(|request| working.apply(request.workspace_id, now, request.transfers, request.origin))
         .collect();
     persist(connection, &mut working, now).await?;
     Ok(results)
@@ -472,8 +495,7 @@ pub async fn persist<C: ConnectionTrait>(
         let workspaces: BTreeSet<Uuid> = working
             .created
             .iter()
-            .filter_map(|id| working.transfers.get(id))
-            .map(|t| t.workspace_id)
+            .map(|(workspace_id, _)| *workspace_id)
             .collect();
         let mut heads = BTreeMap::new();
         for workspace_id in workspaces {
@@ -483,8 +505,8 @@ pub async fn persist<C: ConnectionTrait>(
             );
         }
         let mut rows = Vec::with_capacity(working.created.len());
-        for id in &working.created {
-            let Some(transfer) = working.transfers.get(id) else {
+        for key in &working.created {
+            let Some(transfer) = working.transfers.get(key) else {
                 continue;
             };
             let Some((seq, hash)) = heads.get_mut(&transfer.workspace_id) else {
@@ -519,9 +541,9 @@ pub async fn persist<C: ConnectionTrait>(
     for chunk in touched.chunks(CHUNK) {
         write_balances(connection, chunk).await?;
     }
-    let created: BTreeSet<Uuid> = working.created.iter().copied().collect();
-    for id in working.resolved.iter().filter(|id| !created.contains(id)) {
-        let Some(transfer) = working.transfers.get(id) else {
+    let created: BTreeSet<Key> = working.created.iter().copied().collect();
+    for key in working.resolved.iter().filter(|key| !created.contains(key)) {
+        let Some(transfer) = working.transfers.get(key) else {
             continue;
         };
         transfer::Entity::update_many()
@@ -533,7 +555,8 @@ pub async fn persist<C: ConnectionTrait>(
                 transfer::Column::ResolvedAt,
                 Expr::value(transfer.resolved_at),
             )
-            .filter(transfer::Column::Id.eq(*id))
+            .filter(transfer::Column::WorkspaceId.eq(key.0))
+            .filter(transfer::Column::Id.eq(key.1))
             .exec(connection)
             .await?;
     }
@@ -551,7 +574,7 @@ pub async fn persist<C: ConnectionTrait>(
         for chunk in rows.chunks(CHUNK) {
             failed::Entity::insert_many(chunk.to_vec())
                 .on_conflict(
-                    OnConflict::column(failed::Column::Id)
+                    OnConflict::columns([failed::Column::WorkspaceId, failed::Column::Id])
                         .do_nothing()
                         .to_owned(),
                 )
@@ -601,35 +624,57 @@ async fn lock_chain_head<C: ConnectionTrait>(
     Ok((head.seq, head.hash))
 }
 
-/// Voids pending transfers whose timeout passed before `now`; returns how many.
-pub async fn expire_pending<C: ConnectionTrait>(
+/// Up to `limit` pending transfers whose timeout passed before `now`, oldest deadline first.
+pub async fn due_pending<C: ConnectionTrait>(
     connection: &C,
     now: i64,
     limit: u64,
-) -> Result<usize, ServiceError> {
-    let due: BTreeSet<Uuid> = transfer::Entity::find()
+) -> Result<Vec<Key>, ServiceError> {
+    Ok(transfer::Entity::find()
         .select_only()
-        .column(transfer::Column::Id)
+        .columns([transfer::Column::WorkspaceId, transfer::Column::Id])
         .filter(transfer::Column::PendingState.eq(PendingState::Pending as i16))
         .filter(transfer::Column::ExpiresAt.lte(now))
+        .order_by_asc(transfer::Column::ExpiresAt)
         .limit(limit)
-        .into_tuple::<Uuid>()
+        .into_tuple::<(Uuid, Uuid)>()
         .all(connection)
-        .await?
-        .into_iter()
-        .collect();
+        .await?)
+}
+
+/// Voids the given pending transfers if they are still pending and due.
+pub async fn expire_keys<C: ConnectionTrait>(
+    connection: &C,
+    due: &BTreeSet<Key>,
+    now: i64,
+) -> Result<usize, ServiceError> {
     if due.is_empty() {
         return Ok(0);
     }
     let mut working = WorkingSet::default();
-    load_transfers(connection, &due, true, &mut working).await?;
-    let account_ids: BTreeSet<Uuid> = working
+    load_transfers(connection, due, true, &mut working).await?;
+    let account_ids: BTreeSet<Key> = working
         .transfers
         .values()
-        .flat_map(|t| [t.debit_account_id, t.credit_account_id])
+        .flat_map(|t| {
+            [
+                (t.workspace_id, t.debit_account_id),
+                (t.workspace_id, t.credit_account_id),
+            ]
+        })
         .collect();
     load_accounts(connection, &account_ids, &mut working).await?;
-    let expired = due.iter().filter(|id| working.expire(**id)).count();
+    let expired = due
+        .iter()
+        .filter(|key| {
+            working
+                .transfers
+                .get(key)
+                .and_then(|t| t.expires_at)
+                .is_some_and(|at| at <= now)
+                && working.expire(**key)
+        })
+        .count();
     persist(connection, &mut working, now).await?;
     Ok(expired)
 }

@@ -70,25 +70,35 @@ pub async fn verify<C: ConnectionTrait>(connection: &C) -> Result<VerifyReport, 
         }
     }
 
-    let mut sums: BTreeMap<(Uuid, String), (i64, i64, i64)> = BTreeMap::new();
-    let mut after: Option<Uuid> = None;
+    let mut sums: BTreeMap<(Uuid, String), (i128, i128, i128)> = BTreeMap::new();
+    let mut after: Option<(Uuid, Uuid)> = None;
     loop {
         let mut query = account::Entity::find()
+            .order_by_asc(account::Column::WorkspaceId)
             .order_by_asc(account::Column::Id)
             .limit(500);
-        if let Some(after) = after {
-            query = query.filter(account::Column::Id.gt(after));
+        if let Some((workspace_id, id)) = after {
+            query = query.filter(
+                sea_orm::Condition::any()
+                    .add(account::Column::WorkspaceId.gt(workspace_id))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(account::Column::WorkspaceId.eq(workspace_id))
+                            .add(account::Column::Id.gt(id)),
+                    ),
+            );
         }
         let page = query.all(connection).await?;
         let Some(last) = page.last() else {
             break;
         };
-        after = Some(last.id);
+        after = Some((last.workspace_id, last.id));
         for row in page {
             let account = store::account_from_row(row);
             report.accounts += 1;
             let stored = Balances::of(&account);
-            let recomputed = balances_as_of(connection, account.id, None).await?;
+            let recomputed =
+                balances_as_of(connection, account.workspace_id, account.id, None).await?;
             if stored != recomputed {
                 report.problems.push(format!(
                     "account {}: stored balances {stored:?} differ from its transfers {recomputed:?}",
@@ -98,9 +108,10 @@ pub async fn verify<C: ConnectionTrait>(connection: &C) -> Result<VerifyReport, 
             let entry = sums
                 .entry((account.workspace_id, account.asset.clone()))
                 .or_default();
-            entry.0 += account.balance();
-            entry.1 += account.debits_pending;
-            entry.2 += account.credits_pending;
+            // Summed in i128: a broken ledger must be reported, not overflow the check.
+            entry.0 += i128::from(account.credits_posted) - i128::from(account.debits_posted);
+            entry.1 += i128::from(account.debits_pending);
+            entry.2 += i128::from(account.credits_pending);
         }
     }
     for ((workspace_id, asset), (balance, debits_pending, credits_pending)) in sums {

@@ -41,11 +41,13 @@ const ANY_WORKSPACE_ROLE: &[Role] = &[
     Billing,
     Ops,
     PlatformAdmin,
+    Storefront,
 ];
 const LEDGER_READERS: &[Role] = &[Admin, Ops, Billing, Factory, Advertiser, Promoter, Customer];
 const LEDGER: Option<Module> = Some(Module::Ledger);
 const CATALOGUE: &[Role] = &[Factory, Admin, Ops];
 const CATALOGUE_READERS: &[Role] = &[Factory, Admin, Ops, Generator];
+const TAXONOMY_EDITORS: &[Role] = &[Admin, Ops];
 const PROMOTION: Option<Module> = Some(Module::MaterialPromotion);
 
 pub const RULES: &[MethodRule] = &[
@@ -132,6 +134,21 @@ pub const RULES: &[MethodRule] = &[
     rule(
         "/promo.promotion.v1.MaterialService/ListMaterials",
         CATALOGUE_READERS,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.MaterialService/ListMaterialTypes",
+        CATALOGUE_READERS,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.MaterialService/CreateMaterialType",
+        TAXONOMY_EDITORS,
+        PROMOTION,
+    ),
+    rule(
+        "/promo.promotion.v1.MaterialService/UpdateMaterialType",
+        TAXONOMY_EDITORS,
         PROMOTION,
     ),
     rule(

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use kernel::clock::micros_to_timestamp;
 use kernel::error::ServiceError;
 use kernel::pagination::{PageToken, page_size};
-use kernel::workspace::{self, DOMAIN, Fraction, WorkspaceSettings};
-use kernel::{Context, IdempotencyKey, Principal};
+use kernel::workspace::{self, DOMAIN, Fraction, RateLimit, WorkspaceSettings};
+use kernel::{Context, IdempotencyKey, Principal, Role};
 use proto::admin::v1 as pb;
 use proto::admin::v1::workspace_service_server::{WorkspaceService, WorkspaceServiceServer};
 use tonic::{Request, Response, Status};
@@ -66,16 +66,34 @@ fn settings_to_proto(row: &workspace::entity::Model) -> Result<pb::Settings, Ser
             usage_window_seconds: promotion.usage_window_seconds,
         }),
         update_time: Some(micros_to_timestamp(row.updated_at)),
+        rate_limits: settings
+            .rate_limits
+            .iter()
+            .map(|(role, limit)| {
+                (
+                    role.clone(),
+                    pb::RateLimit {
+                        per_second: limit.per_second,
+                        burst: limit.burst,
+                    },
+                )
+            })
+            .collect(),
     })
 }
+
+/// The settings paths UpdateSettings knows, for messages that list them.
+const SETTINGS_PATHS: &str = "time_zone, promotion, promotion.selection_probability, promotion.cost_per_use, promotion.cost_per_impression, promotion.usage_window_seconds, rate_limits, or *";
 
 fn workspace_not_found() -> ServiceError {
     ServiceError::not_found(DOMAIN, "WORKSPACE_NOT_FOUND", "workspace")
 }
 
 /// Applies the masked fields of `update` to `current`; unknown paths and missing values are
-/// field violations.
+/// field violations. Rate limits are part of a workspace's subscription: only a platform-admin
+/// may change them.
 fn apply_mask(
+    principal: &Principal,
     current: &WorkspaceSettings,
     update: &pb::Settings,
     paths: &[String],
@@ -84,19 +102,57 @@ fn apply_mask(
         return Err(ServiceError::invalid_field(
             DOMAIN,
             "update_mask",
-            "is required: name the settings to change, or \"*\" for all",
+            format!(
+                "is required: name the settings to change ({SETTINGS_PATHS}); with grpcurl, \"updateMask\": {{\"paths\": [\"time_zone\"]}}"
+            ),
         ));
     }
     let mut next = current.clone();
     let missing_promotion =
         || ServiceError::invalid_field(DOMAIN, "settings.promotion", "is required by update_mask");
     for (index, path) in paths.iter().enumerate() {
+        if matches!(path.as_str(), "*" | "rate_limits") && !principal.has_role(Role::PlatformAdmin)
+        {
+            return Err(ServiceError::permission_denied(
+                DOMAIN,
+                "RATE_LIMITS_NEED_PLATFORM_ADMIN",
+                "a workspace's rate limits are set by a platform-admin; leave rate_limits out of update_mask",
+            ));
+        }
         match path.as_str() {
             "time_zone" => next.time_zone = update.time_zone.clone(),
+            "rate_limits" => {
+                next.rate_limits = update
+                    .rate_limits
+                    .iter()
+                    .map(|(role, limit)| {
+                        (
+                            role.clone(),
+                            RateLimit {
+                                per_second: limit.per_second,
+                                burst: limit.burst,
+                            },
+                        )
+                    })
+                    .collect();
+            }
             "*" | "promotion" => {
                 let promotion = update.promotion.as_ref().ok_or_else(missing_promotion)?;
                 if path == "*" {
                     next.time_zone = update.time_zone.clone();
+                    next.rate_limits = update
+                        .rate_limits
+                        .iter()
+                        .map(|(role, limit)| {
+                            (
+                                role.clone(),
+                                RateLimit {
+                                    per_second: limit.per_second,
+                                    burst: limit.burst,
+                                },
+                            )
+                        })
+                        .collect();
                 }
                 let probability = promotion.selection_probability.unwrap_or_default();
                 next.promotion.selection_probability = Fraction {
@@ -149,7 +205,10 @@ fn apply_mask(
                 return Err(ServiceError::invalid_field(
                     DOMAIN,
                     &format!("update_mask.paths[{index}]"),
-                    format!("unknown settings path {other:?}"),
+                    format!(
+                        "unknown settings path {}; the paths are {SETTINGS_PATHS} (proto field names, in snake_case)",
+                        kernel::ids::echo(other)
+                    ),
                 ));
             }
         }
@@ -173,7 +232,7 @@ impl WorkspaceService for AdminService {
         let body = request.get_ref();
         let key = IdempotencyKey::new(
             DOMAIN,
-            principal.workspace_id,
+            &principal,
             &body.request_id,
             "CreateWorkspace",
             body,
@@ -187,23 +246,17 @@ impl WorkspaceService for AdminService {
             true,
         )?;
         let modules = workspace::parse_modules("modules", &body.modules, true)?;
-        let db = &self.context.db;
-        let response = db
-            .with_retry(|| async {
-                let txn = db.begin_write().await?;
-                if let Some(stored) = key.begin::<_, pb::Workspace>(&*txn, self.now()).await? {
-                    return Ok(stored);
-                }
+        let modules = &modules;
+        let response = self
+            .context
+            .idempotent(&key, |txn| async move {
                 let row =
-                    workspace::create(&*txn, &body.name, &body.display_name, &modules, self.now())
+                    workspace::create(&*txn, &body.name, &body.display_name, modules, self.now())
                         .await?;
-                let response = workspace_to_proto(&row);
-                key.finish(&*txn, &response).await?;
-                txn.commit().await?;
-                tracing::info!(workspace_id = %row.id, name = %row.name, "workspace created");
-                Ok(response)
+                Ok((txn, workspace_to_proto(&row)))
             })
             .await?;
+        tracing::info!(workspace_id = %response.id, name = %response.name, "workspace created");
         Ok(Response::new(response))
     }
 
@@ -243,29 +296,16 @@ impl WorkspaceService for AdminService {
     ) -> Result<Response<pb::Workspace>, Status> {
         let principal = Principal::of(&request)?.clone();
         let body = request.get_ref();
-        let key = IdempotencyKey::new(
-            DOMAIN,
-            principal.workspace_id,
-            &body.request_id,
-            "SetModules",
-            body,
-        )?;
+        let key = IdempotencyKey::new(DOMAIN, &principal, &body.request_id, "SetModules", body)?;
         let workspace_id = kernel::ids::parse_uuid(DOMAIN, "workspace_id", &body.workspace_id)?;
-        let modules = workspace::parse_modules("modules", &body.modules, false)?;
-        let db = &self.context.db;
-        let response = db
-            .with_retry(|| async {
-                let txn = db.begin_write().await?;
-                if let Some(stored) = key.begin::<_, pb::Workspace>(&*txn, self.now()).await? {
-                    return Ok(stored);
-                }
-                let row = workspace::set_modules(&*txn, workspace_id, &modules, self.now())
+        let modules = &workspace::parse_modules("modules", &body.modules, false)?;
+        let response = self
+            .context
+            .idempotent(&key, |txn| async move {
+                let row = workspace::set_modules(&*txn, workspace_id, modules, self.now())
                     .await?
                     .ok_or_else(workspace_not_found)?;
-                let response = workspace_to_proto(&row);
-                key.finish(&*txn, &response).await?;
-                txn.commit().await?;
-                Ok(response)
+                Ok((txn, workspace_to_proto(&row)))
             })
             .await?;
         self.directory.invalidate(workspace_id);
@@ -292,13 +332,8 @@ impl WorkspaceService for AdminService {
     ) -> Result<Response<pb::Settings>, Status> {
         let principal = Principal::of(&request)?.clone();
         let body = request.get_ref();
-        let key = IdempotencyKey::new(
-            DOMAIN,
-            principal.workspace_id,
-            &body.request_id,
-            "UpdateSettings",
-            body,
-        )?;
+        let key =
+            IdempotencyKey::new(DOMAIN, &principal, &body.request_id, "UpdateSettings", body)?;
         let workspace_id: Uuid =
             principal.target_workspace(DOMAIN, "workspace_id", &body.workspace_id)?;
         let update = body
@@ -310,30 +345,26 @@ impl WorkspaceService for AdminService {
             .as_ref()
             .map(|mask| mask.paths.clone())
             .unwrap_or_default();
-        let db = &self.context.db;
-        let response = db
-            .with_retry(|| async {
-                let txn = db.begin_write().await?;
-                if let Some(stored) = key.begin::<_, pb::Settings>(&*txn, self.now()).await? {
-                    return Ok(stored);
-                }
+        let (principal, paths_ref) = (&principal, &paths);
+        let response = self
+            .context
+            .idempotent(&key, |txn| async move {
                 let row = workspace::get(&*txn, workspace_id)
                     .await?
                     .ok_or_else(workspace_not_found)?;
-                let next = apply_mask(&workspace::settings_of(&row)?, update, &paths)?;
+                let next =
+                    apply_mask(principal, &workspace::settings_of(&row)?, update, paths_ref)?;
                 let row = workspace::update_settings(&*txn, workspace_id, &next, self.now())
                     .await?
                     .ok_or_else(workspace_not_found)?;
                 // Selection settings live in every replica's snapshot: announce the change.
                 promotion_core::store::bump_version(&*txn, workspace_id).await?;
-                let response = settings_to_proto(&row)?;
-                key.finish(&*txn, &response).await?;
-                txn.commit().await?;
-                Ok(response)
+                Ok((txn, settings_to_proto(&row)?))
             })
             .await?;
         tracing::info!(workspace_id = %workspace_id, paths = ?paths, "settings updated");
         self.promotions.snapshots().invalidate(workspace_id);
+        self.directory.invalidate(workspace_id);
         Ok(Response::new(response))
     }
 }

@@ -1,6 +1,11 @@
 //! Layered configuration: defaults → optional `promo.toml` → `PROMO_*` environment (`__` nests)
 //! → command-line flags, then one [`Config::validate`] that rejects nonsense at start-up.
+//!
+//! An unknown key in a config file stops the start (it is surely a typo). An unknown `PROMO_*`
+//! environment variable is only warned about and ignored: Kubernetes injects `PROMO_PORT`,
+//! `PROMO_SERVICE_HOST` and the like into every pod of a namespace with a Service named `promo`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,9 +38,15 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// How long idempotency records are kept, in hours.
     pub idempotency_retention_hours: u64,
-    /// Fixes the selection random number generator (tests and reproductions only); unset in
-    /// production, where selection draws from a CSPRNG.
+    /// Varies the selection random number generator (tests and reproductions only). Selection is
+    /// random per request either way, derived from the request id and the server key.
     pub selection_seed: Option<u64>,
+    /// Longest lifetime a bearer token may have, in seconds (`exp - iat`); `promo token --ttl` is
+    /// held to it too.
+    pub jwt_max_lifetime_seconds: u64,
+    /// What loading noticed but did not refuse (unknown `PROMO_*` variables), for the log.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,10 +58,28 @@ pub struct Limits {
     pub request_timeout_ms: u64,
     /// Requests in flight across all connections before new ones are shed with UNAVAILABLE.
     pub max_concurrent_requests: usize,
-    /// Sustained requests per second per principal.
+    /// Sustained requests per second per principal of a human role (admin, ops, factory,
+    /// advertiser, promoter, customer, platform-admin).
     pub rate_limit_per_second: u32,
-    /// Burst above the sustained rate per principal.
+    /// Burst above the sustained rate per principal of a human role.
     pub rate_limit_burst: u32,
+    /// Sustained requests per second per principal of a service role (generator, billing,
+    /// storefront): machine traffic, limited only against runaways.
+    pub service_rate_limit_per_second: u32,
+    /// Burst above the sustained rate per principal of a service role.
+    pub service_rate_limit_burst: u32,
+    /// Limits of single roles by name, replacing the two defaults above for that role
+    /// (`[limits.roles.admin] per_second = 50, burst = 100`). A workspace's settings may replace
+    /// them again for that workspace.
+    pub roles: BTreeMap<String, RoleLimit>,
+}
+
+/// A rate limit of one role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleLimit {
+    pub per_second: u32,
+    pub burst: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,6 +105,8 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             idempotency_retention_hours: 72,
             selection_seed: None,
+            jwt_max_lifetime_seconds: 30 * 86_400,
+            warnings: Vec::new(),
         }
     }
 }
@@ -88,6 +119,9 @@ impl Default for Limits {
             max_concurrent_requests: 1024,
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
+            service_rate_limit_per_second: 100_000,
+            service_rate_limit_burst: 200_000,
+            roles: BTreeMap::new(),
         }
     }
 }
@@ -129,16 +163,30 @@ impl Config {
             }
             None => {}
         }
-        let config: Config = figment
+        let known = known_keys();
+        let mut warnings = Vec::new();
+        for (name, _) in std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
+            .filter(|(name, _)| name.starts_with("PROMO_"))
+        {
+            let key = env_key(&name);
+            if !key.starts_with("test_") && !is_known(&known, &key) {
+                warnings.push(format!(
+                    "ignoring environment variable {name}: it names no setting (Kubernetes service links inject PROMO_PORT and the like; set enableServiceLinks: false)"
+                ));
+            }
+        }
+        let mut config: Config = figment
             .merge(
                 Env::prefixed("PROMO_")
                     .split("__")
-                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
+                    .filter(move |key| is_known(&known, key.as_str())),
             )
             .merge(Serialized::defaults(flags))
             .extract()
             .map_err(|error| format!("invalid configuration: {error}"))?;
         config.validate()?;
+        config.warnings = warnings;
         Ok(config)
     }
 
@@ -221,6 +269,35 @@ impl Config {
             100_000_000,
         )?;
         check_range(
+            "limits.service_rate_limit_per_second",
+            u64::from(limits.service_rate_limit_per_second),
+            1,
+            10_000_000,
+        )?;
+        check_range(
+            "limits.service_rate_limit_burst",
+            u64::from(limits.service_rate_limit_burst),
+            u64::from(limits.service_rate_limit_per_second.max(1)),
+            100_000_000,
+        )?;
+        for (role, limit) in &limits.roles {
+            role.parse::<kernel::Role>()
+                .map_err(|message| format!("limits.roles.{role}: {message}"))?;
+            let as_setting = kernel::workspace::RateLimit {
+                per_second: limit.per_second,
+                burst: limit.burst,
+            };
+            if let Some(problem) = as_setting.problem() {
+                return Err(format!("limits.roles.{role}: {problem}"));
+            }
+        }
+        check_range(
+            "jwt_max_lifetime_seconds",
+            self.jwt_max_lifetime_seconds,
+            60,
+            366 * 86_400,
+        )?;
+        check_range(
             "database.max_connections",
             u64::from(self.database.max_connections),
             2,
@@ -276,6 +353,48 @@ impl Config {
     }
 }
 
+/// Settings whose keys are free (maps): anything below them is known.
+const MAP_KEYS: &[&str] = &["limits.roles"];
+
+/// Every setting's dotted key (`limits.rate_limit_per_second`), from the defaults.
+fn known_keys() -> Vec<String> {
+    fn walk(prefix: &str, value: &serde_json::Value, keys: &mut Vec<String>) {
+        let serde_json::Value::Object(fields) = value else {
+            return;
+        };
+        for (name, field) in fields {
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            walk(&key, field, keys);
+            keys.push(key);
+        }
+    }
+    let mut keys = Vec::new();
+    if let Ok(defaults) = serde_json::to_value(Config::default()) {
+        walk("", &defaults, &mut keys);
+    }
+    keys
+}
+
+/// The dotted key an environment variable sets: `PROMO_LIMITS__RATE_LIMIT_BURST` →
+/// `limits.rate_limit_burst`.
+fn env_key(name: &str) -> String {
+    name.trim_start_matches("PROMO_")
+        .to_ascii_lowercase()
+        .replace("__", ".")
+}
+
+fn is_known(known: &[String], key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    known.contains(&key)
+        || MAP_KEYS
+            .iter()
+            .any(|map| key.starts_with(&format!("{map}.")))
+}
+
 fn check_range(name: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
     if (min..=max).contains(&value) {
         Ok(())
@@ -312,6 +431,40 @@ mod tests {
             assert_eq!(config.metrics_listen, "127.0.0.1:3");
             assert_eq!(config.limits.rate_limit_per_second, 7);
             assert_eq!(config.limits.rate_limit_burst, 9);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type
+    fn unknown_environment_variables_are_warned_about_and_ignored_but_unknown_file_keys_fail() {
+        figment::Jail::expect_with(|jail| {
+            // What the kubelet injects for a Service named `promo`.
+            jail.set_env("PROMO_PORT", "tcp://10.0.0.1:50051");
+            jail.set_env("PROMO_SERVICE_HOST", "10.0.0.1");
+            jail.set_env("PROMO_PORT_50051_TCP_ADDR", "10.0.0.1");
+            jail.set_env("PROMO_LIMITS__RATE_LIMIT_BURST", "3000");
+            jail.set_env("PROMO_LIMITS__ROLES__ADMIN__PER_SECOND", "7");
+            jail.set_env("PROMO_LIMITS__ROLES__ADMIN__BURST", "9");
+            let config =
+                Config::load(None, &FlagOverrides::default()).map_err(figment::Error::from)?;
+            assert_eq!(
+                config.limits.rate_limit_burst, 3000,
+                "known keys still apply"
+            );
+            assert_eq!(
+                config.limits.roles.get("admin"),
+                Some(&RoleLimit {
+                    per_second: 7,
+                    burst: 9
+                })
+            );
+            assert_eq!(config.warnings.len(), 3, "{:?}", config.warnings);
+            assert!(config.warnings.iter().any(|w| w.contains("PROMO_PORT ")));
+            jail.create_file("typo.toml", "listen = \"127.0.0.1:1\"\nlisen = \"x\"\n")?;
+            let error = Config::load(Some(Path::new("typo.toml")), &FlagOverrides::default())
+                .expect_err("unknown file key");
+            assert!(error.contains("lisen"), "{error}");
             Ok(())
         });
     }

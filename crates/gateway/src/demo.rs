@@ -7,7 +7,7 @@ use credits_ledger::service::purchase_transfer;
 use kernel::clock::to_micros;
 use kernel::workspace::{self, DEFAULT_WORKSPACE};
 use kernel::{Principal, Role, money::CREDITS};
-use promotion_core::core::NewPromotion;
+use promotion_core::lifecycle::NewPromotion;
 use promotion_core::store::{self, material};
 use sea_orm::EntityTrait;
 use uuid::Uuid;
@@ -165,6 +165,10 @@ pub async fn load(app: App) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)
     };
     let listen = &app.config.listen;
+    // Each selection needs a request id of its own; this binary prints one (`promo uuid`).
+    let promo = std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "promo".to_owned());
     println!(
         "export GENERATOR_TOKEN={}",
         issue(Uuid::new_v4(), &[Role::Generator])?
@@ -176,7 +180,7 @@ pub async fn load(app: App) -> anyhow::Result<()> {
     println!();
     println!("# about one call in three returns \"promoted\": true for wood or metal");
     println!(
-        "grpcurl -plaintext -H \"authorization: Bearer $GENERATOR_TOKEN\" -d '{{\"prompt\":\"a walnut desk with brushed steel legs and a glass top\"}}' {listen} promo.promotion.v1.SelectionService/SelectMaterials"
+        "grpcurl -plaintext -H \"authorization: Bearer $GENERATOR_TOKEN\" -d \"{{\\\"requestId\\\":\\\"$({promo} uuid)\\\",\\\"prompt\\\":\\\"a walnut desk with brushed steel legs and a glass top\\\"}}\" {listen} promo.promotion.v1.SelectionService/SelectMaterials"
     );
     println!(
         "grpcurl -plaintext -H \"authorization: Bearer $FACTORY_TOKEN\" -d '{{}}' {listen} promo.promotion.v1.PromotionService/ListPromotions"

@@ -1,21 +1,32 @@
-//! A short-lived cache of which modules each workspace has enabled, read on every call.
+//! A short-lived cache of what the gateway enforces per workspace (enabled modules and rate
+//! limits), read on every call.
 //!
-//! Entries live a couple of seconds, so a `SetModules` on another replica takes effect within
-//! that time; on this replica it takes effect at once through [`WorkspaceDirectory::invalidate`].
+//! Entries live a couple of seconds, so a `SetModules` or `UpdateSettings` on another replica
+//! takes effect within that time; on this replica it takes effect at once through
+//! [`WorkspaceDirectory::invalidate`].
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::RwLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use kernel::workspace::RateLimit;
 use kernel::{Db, Module, ServiceError};
 use uuid::Uuid;
 
-/// When an entry was read, and the enabled modules (`None`: the workspace does not exist).
-type CachedModules = (Instant, Option<BTreeSet<Module>>);
+/// What the gateway enforces for one workspace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkspacePolicy {
+    pub modules: BTreeSet<Module>,
+    /// Rate limits by role name that replace the server's for this workspace.
+    pub rate_limits: BTreeMap<String, RateLimit>,
+}
+
+/// When an entry was read, and the policy (`None`: the workspace does not exist).
+type Cached = (Instant, Option<Arc<WorkspacePolicy>>);
 
 pub struct WorkspaceDirectory {
     db: Db,
-    cache: RwLock<HashMap<Uuid, CachedModules>>,
+    cache: RwLock<HashMap<Uuid, Cached>>,
     ttl: Duration,
 }
 
@@ -31,27 +42,31 @@ impl WorkspaceDirectory {
         }
     }
 
-    /// The enabled modules, or `None` when the workspace does not exist.
-    pub async fn modules(
+    /// The workspace's policy, or `None` when the workspace does not exist.
+    pub async fn policy(
         &self,
         workspace_id: Uuid,
-    ) -> Result<Option<BTreeSet<Module>>, ServiceError> {
+    ) -> Result<Option<Arc<WorkspacePolicy>>, ServiceError> {
         if let Ok(cache) = self.cache.read()
-            && let Some((fetched, modules)) = cache.get(&workspace_id)
+            && let Some((fetched, policy)) = cache.get(&workspace_id)
             && fetched.elapsed() < self.ttl
         {
-            return Ok(modules.clone());
+            return Ok(policy.clone());
         }
-        let modules = kernel::workspace::get(self.db.connection(), workspace_id)
-            .await?
-            .map(|row| kernel::workspace::modules_of(&row));
+        let policy = match kernel::workspace::get(self.db.connection(), workspace_id).await? {
+            Some(row) => Some(Arc::new(WorkspacePolicy {
+                modules: kernel::workspace::modules_of(&row),
+                rate_limits: kernel::workspace::settings_of(&row)?.rate_limits,
+            })),
+            None => None,
+        };
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() >= MAX_CACHED {
                 cache.clear();
             }
-            cache.insert(workspace_id, (Instant::now(), modules.clone()));
+            cache.insert(workspace_id, (Instant::now(), policy.clone()));
         }
-        Ok(modules)
+        Ok(policy)
     }
 
     pub fn invalidate(&self, workspace_id: Uuid) {

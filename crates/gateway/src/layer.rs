@@ -1,24 +1,23 @@
 //! The gateway's tower layer, in front of every service: request ids, load shedding, the access
-//! table (authentication, roles, modules), per-principal rate limits, deadlines, spans and metrics.
+//! table (authentication, roles, modules), per-principal rate limits by role, deadlines, spans and
+//! metrics; and a backstop that gives every error leaving the server an `ErrorInfo`.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{HeaderValue, Request, Response};
 use kernel::error::KERNEL_DOMAIN;
-use kernel::{Principal, ServiceError};
+use kernel::{Principal, Role, ServiceError};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::access::{self, Access};
 use crate::directory::WorkspaceDirectory;
-use crate::token::TokenVerifier;
+use crate::ratelimit::{RateLimiter, applied_limit};
+use crate::token::{TokenError, TokenVerifier};
 
 /// Settings and shared state of the layer.
 pub struct GatewayPolicy {
@@ -26,8 +25,35 @@ pub struct GatewayPolicy {
     pub directory: Arc<WorkspaceDirectory>,
     /// One permit per request in flight; none left means shed the request.
     pub in_flight: Arc<Semaphore>,
-    pub rate_limiter: DefaultKeyedRateLimiter<(uuid::Uuid, uuid::Uuid)>,
+    pub rate_limiter: RateLimiter,
+    /// The configured limits, per role.
+    pub limits: crate::config::Limits,
     pub request_timeout: Duration,
+}
+
+/// What a refused token answers: expired and not-yet-valid tokens say so; the rest say only that
+/// the token is invalid (the detail goes to the log).
+fn token_refused(error: &TokenError) -> ServiceError {
+    match error {
+        TokenError::Expired => ServiceError::unauthenticated(
+            "TOKEN_EXPIRED",
+            "the bearer token has expired; mint a new one",
+        ),
+        TokenError::NotYetValid => ServiceError::unauthenticated(
+            "TOKEN_NOT_YET_VALID",
+            "the bearer token is not valid yet (its nbf claim is in the future)",
+        ),
+        TokenError::TooLong { maximum, .. } => ServiceError::unauthenticated(
+            "INVALID_TOKEN",
+            format!(
+                "the bearer token lives longer than the {maximum}-second maximum (jwt_max_lifetime_seconds); mint one with a shorter ttl"
+            ),
+        ),
+        TokenError::Rejected(_) | TokenError::BadClaim(_) => ServiceError::unauthenticated(
+            "INVALID_TOKEN",
+            "the bearer token is invalid: wrong signature, issuer or audience, or a malformed claim (sub and workspace must be UUIDs, roles known role names)",
+        ),
+    }
 }
 
 impl GatewayPolicy {
@@ -36,13 +62,12 @@ impl GatewayPolicy {
         directory: Arc<WorkspaceDirectory>,
         limits: &crate::config::Limits,
     ) -> GatewayPolicy {
-        let per_second = NonZeroU32::new(limits.rate_limit_per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(limits.rate_limit_burst).unwrap_or(per_second);
         GatewayPolicy {
             verifier,
             directory,
             in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
-            rate_limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            rate_limiter: RateLimiter::default(),
+            limits: limits.clone(),
             request_timeout: Duration::from_millis(limits.request_timeout_ms),
         }
     }
@@ -62,23 +87,28 @@ impl GatewayPolicy {
             })?;
         let principal = self.verifier.verify(token.trim()).map_err(|error| {
             tracing::info!(%error, "token refused");
-            ServiceError::unauthenticated("INVALID_TOKEN", "the bearer token is invalid or expired")
+            token_refused(&error)
         })?;
         if !principal.has_any_role(rule.roles) {
             return Err(ServiceError::permission_denied(
                 KERNEL_DOMAIN,
                 "ROLE_NOT_ADMITTED",
-                "the caller's roles do not admit this method",
-            ));
+                format!(
+                    "this method admits the roles {}; the token has {}",
+                    Role::names(rule.roles),
+                    Role::names(&principal.roles)
+                ),
+            )
+            .with_metadata("admitted_roles", Role::names(rule.roles)));
         }
-        let Some(modules) = self.directory.modules(principal.workspace_id).await? else {
+        let Some(policy) = self.directory.policy(principal.workspace_id).await? else {
             return Err(ServiceError::unauthenticated(
                 "UNKNOWN_WORKSPACE",
                 "the token names no existing workspace",
             ));
         };
         if let Some(module) = rule.module
-            && !modules.contains(&module)
+            && !policy.modules.contains(&module)
         {
             return Err(ServiceError::permission_denied(
                 KERNEL_DOMAIN,
@@ -87,18 +117,26 @@ impl GatewayPolicy {
             )
             .with_metadata("module", module.as_str()));
         }
-        if let Err(not_until) = self
-            .rate_limiter
-            .check_key(&(principal.workspace_id, principal.subject))
+        if let Some(applied) = applied_limit(&principal, &policy.rate_limits, &self.limits)
+            && let Err(wait) = self
+                .rate_limiter
+                .check((principal.workspace_id, principal.subject), applied.limit)
         {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let (per_second, burst) = (applied.limit.per_second, applied.limit.burst);
             return Err(ServiceError::quota_exceeded(
                 KERNEL_DOMAIN,
                 "RATE_LIMITED",
-                format!("principal:{}", principal.subject),
-                "too many requests from this principal",
+                format!("rate_limit:{}", applied.role),
+                format!(
+                    "the {} rate limit of role {} ({per_second} calls per second per principal, burst {burst}) is used up",
+                    applied.source, applied.role
+                ),
                 wait.max(Duration::from_millis(1)),
-            ));
+            )
+            .with_metadata("role", applied.role.as_str())
+            .with_metadata("per_second", per_second.to_string())
+            .with_metadata("burst", burst.to_string())
+            .with_metadata("source", applied.source));
         }
         Ok(principal)
     }
@@ -209,6 +247,9 @@ where
             }
             .instrument(span.clone())
             .await;
+            if let Ok(answer) = &mut response {
+                give_error_info(answer);
+            }
             let code = match &response {
                 Ok(response) => grpc_code_of(response),
                 Err(_) => "internal",
@@ -243,6 +284,60 @@ where
 
 fn status_response(error: ServiceError) -> Response<Body> {
     error.into_status().into_http()
+}
+
+/// Every error leaving the server carries an `ErrorInfo`: an error that tonic raised itself
+/// (a message over the size limit, an unsupported encoding) has none, so it is answered again
+/// with a reason of its code and a message of ours. An INTERNAL one also hides its text.
+fn give_error_info(response: &mut Response<Body>) {
+    let headers = response.headers();
+    let Some(code) = headers
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i32>().ok())
+        .filter(|code| *code != 0)
+    else {
+        return;
+    };
+    if headers.contains_key("grpc-status-details-bin") {
+        return;
+    }
+    let original = headers
+        .get("grpc-message")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let error = match tonic::Code::from_i32(code) {
+        tonic::Code::Internal | tonic::Code::Unknown => ServiceError::internal(original),
+        tonic::Code::ResourceExhausted | tonic::Code::OutOfRange => ServiceError::new(
+            kernel::ErrorCode::ResourceExhausted,
+            KERNEL_DOMAIN,
+            "MESSAGE_TOO_LARGE",
+            "the request is larger than this server accepts (limits.max_message_bytes)",
+        ),
+        tonic::Code::Unimplemented => ServiceError::new(
+            kernel::ErrorCode::InvalidArgument,
+            KERNEL_DOMAIN,
+            "UNSUPPORTED_REQUEST",
+            "this server does not support the request's method, encoding or compression",
+        ),
+        tonic::Code::Cancelled => ServiceError::new(
+            kernel::ErrorCode::Aborted,
+            KERNEL_DOMAIN,
+            "CANCELLED",
+            "the call was cancelled",
+        ),
+        other => {
+            tracing::info!(code = ?other, message = %original, "answering an error without details");
+            ServiceError::new(
+                kernel::ErrorCode::InvalidArgument,
+                KERNEL_DOMAIN,
+                "MALFORMED_REQUEST",
+                "the request could not be processed as sent",
+            )
+        }
+    };
+    *response = status_response(error);
 }
 
 /// The caller's `x-request-id` when it is short printable ASCII, else a fresh UUID.
@@ -315,8 +410,7 @@ pub async fn prune_rate_limiter(policy: Arc<GatewayPolicy>) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     loop {
         interval.tick().await;
-        policy.rate_limiter.retain_recent();
-        policy.rate_limiter.shrink_to_fit();
+        policy.rate_limiter.prune();
     }
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod directory;
 pub mod layer;
+pub mod ratelimit;
 pub mod server;
 pub mod telemetry;
 pub mod token;

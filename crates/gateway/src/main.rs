@@ -55,12 +55,13 @@ enum Command {
         #[arg(long)]
         down: Option<u32>,
     },
-    /// Print a signed JWT.
+    /// Print a signed JWT (signed with the secret of this data directory or PROMO_JWT_SECRET).
     Token {
         /// Workspace name or id.
         #[arg(long, default_value = "default")]
         workspace: String,
-        /// Principal UUID (the `sub` claim); a new one when omitted.
+        /// Principal UUID (the `sub` claim): who the token acts as, e.g. a factory whose wallet
+        /// and materials it uses. A new principal when omitted (printed on stderr).
         #[arg(long)]
         subject: Option<Uuid>,
         /// Role to grant; repeat for several.
@@ -82,6 +83,8 @@ enum Command {
     },
     /// Load a small demo data set into `default`.
     Demo,
+    /// Print a new random UUID (for request ids: no uuidgen needed).
+    Uuid,
     /// Print the version.
     Version,
 }
@@ -108,9 +111,16 @@ enum WorkspaceCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Version) = cli.command {
-        println!("promo {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
+    match cli.command {
+        Some(Command::Version) => {
+            println!("promo {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Uuid) => {
+            println!("{}", Uuid::new_v4());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
     }
     let flags = FlagOverrides {
         listen: cli.global.listen.clone(),
@@ -125,6 +135,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    if !serving {
+        // The server logs these once its log is set up.
+        for warning in &config.warnings {
+            eprintln!("promo: warning: {warning}");
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -161,12 +178,15 @@ async fn run(config: Config, command: Command) -> anyhow::Result<()> {
         Command::Demo => {
             gateway::demo::load(gateway::build(config, Arc::new(SystemClock)).await?).await
         }
-        Command::Version => Ok(()),
+        Command::Version | Command::Uuid => Ok(()),
     }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let _telemetry = gateway::telemetry::init_tracing(&config)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     if !config.metrics_listen.is_empty() {
         gateway::telemetry::init_metrics(config.metrics_listen.parse()?)?;
     }
@@ -251,14 +271,14 @@ async fn ledger_verify(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses `15m`, `1h`, `7d` and other humantime durations into seconds.
-fn parse_ttl(ttl: &str) -> anyhow::Result<i64> {
+/// Parses `15m`, `1h`, `7d` and other humantime durations into seconds, at most `max_seconds`.
+fn parse_ttl(ttl: &str, max_seconds: u64) -> anyhow::Result<i64> {
     let duration = humantime::parse_duration(ttl)
         .with_context(|| format!("--ttl {ttl:?} is not a duration like 1h"))?;
     let seconds = i64::try_from(duration.as_secs()).context("--ttl is too long")?;
     anyhow::ensure!(
-        (1..=366 * 86_400).contains(&seconds),
-        "--ttl must be between 1s and 366d"
+        seconds >= 1 && seconds as u64 <= max_seconds,
+        "--ttl must be between 1s and the {max_seconds}s maximum (jwt_max_lifetime_seconds)"
     );
     Ok(seconds)
 }
@@ -274,22 +294,50 @@ async fn token(
         .iter()
         .map(|role| role.parse::<Role>().map_err(anyhow::Error::msg))
         .collect::<Result<Vec<_>, _>>()?;
-    let ttl_seconds = parse_ttl(ttl)?;
+    if let Some(subject) = subject {
+        anyhow::ensure!(!subject.is_nil(), "--subject must not be the nil UUID");
+    }
+    let ttl_seconds = parse_ttl(ttl, config.jwt_max_lifetime_seconds)?;
+    let database = config
+        .is_sqlite()
+        .then(|| std::path::absolute(config.data_dir.join("promo.db")))
+        .transpose()?;
+    let new_database = database.as_ref().is_some_and(|path| !path.exists());
     let app = gateway::build(config, Arc::new(SystemClock)).await?;
+    // Said on stderr, so `TOKEN=$(promo token …)` still captures only the token.
+    if let gateway::token::SecretSource::Created(path) = &app.secret_source {
+        eprintln!(
+            "promo: no JWT secret was configured or found, so a new one was created at {}.\n\
+             promo: only a server reading that file accepts this token: run `promo token` where the server runs \
+             (same directory or PROMO_DATA_DIR), or give both the same PROMO_JWT_SECRET.",
+            path.display()
+        );
+    }
+    if let (true, Some(path)) = (new_database, &database) {
+        eprintln!(
+            "promo: there was no database at {}, so a new one (with a new `default` workspace) was created.",
+            path.display()
+        );
+    }
     let connection = app.context.db.connection();
     let row = match Uuid::try_parse(workspace) {
         Ok(id) => workspace::get(connection, id).await?,
         Err(_) => workspace::find_by_name(connection, workspace).await?,
     }
     .with_context(|| format!("no workspace {workspace:?}"))?;
+    let subject = match subject {
+        Some(subject) => subject,
+        None => {
+            let subject = Uuid::new_v4();
+            eprintln!(
+                "promo: the token acts as a new principal {subject}; pass --subject {subject} to mint another token for it"
+            );
+            subject
+        }
+    };
     let token = app
         .issuer
-        .issue(
-            subject.unwrap_or_else(Uuid::new_v4),
-            row.id,
-            &roles,
-            ttl_seconds,
-        )
+        .issue(subject, row.id, &roles, ttl_seconds)
         .map_err(anyhow::Error::msg)?;
     println!("{token}");
     Ok(())
@@ -335,10 +383,11 @@ mod tests {
 
     #[test]
     fn ttl_parses_human_durations_within_bounds() {
-        assert_eq!(parse_ttl("1h").ok(), Some(3600));
-        assert_eq!(parse_ttl("15m").ok(), Some(900));
-        assert!(parse_ttl("0s").is_err());
-        assert!(parse_ttl("soon").is_err());
-        assert!(parse_ttl("400d").is_err());
+        let max = 30 * 86_400;
+        assert_eq!(parse_ttl("1h", max).ok(), Some(3600));
+        assert_eq!(parse_ttl("15m", max).ok(), Some(900));
+        assert!(parse_ttl("0s", max).is_err());
+        assert!(parse_ttl("soon", max).is_err());
+        assert!(parse_ttl("31d", max).is_err());
     }
 }

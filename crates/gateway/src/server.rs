@@ -18,7 +18,10 @@ use tonic_health::ServingStatus;
 use crate::config::Config;
 use crate::directory::WorkspaceDirectory;
 use crate::layer::{GatewayLayer, GatewayPolicy};
-use crate::token::{TokenIssuer, TokenVerifier};
+use crate::token::{SecretSource, TokenIssuer, TokenVerifier};
+
+/// How long a stopping server waits for queued impressions to reach the database.
+const IMPRESSION_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A configured application: database migrated, default workspace present, keys loaded.
 pub struct App {
@@ -26,6 +29,8 @@ pub struct App {
     pub context: Context,
     /// Mints HS256 tokens with the configured secret (CLI and tests).
     pub issuer: TokenIssuer,
+    /// Where the HS256 secret came from (`promo token` says when it had to create one).
+    pub secret_source: SecretSource,
     /// The ledger with its group-commit writer running.
     pub ledger: credits_ledger::Ledger,
     /// Material promotion, with its impression writer running.
@@ -47,8 +52,9 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
         .await
         .context("applying migrations")?;
     ensure_default_workspace(&db, clock.as_ref()).await?;
-    let secret = crate::token::load_or_create_secret(&config.jwt_secret, &config.data_dir)
-        .map_err(anyhow::Error::msg)?;
+    let (secret, secret_source) =
+        crate::token::load_or_create_secret(&config.jwt_secret, &config.data_dir)
+            .map_err(anyhow::Error::msg)?;
     let public_key = if config.jwt_public_key_file.is_empty() {
         None
     } else {
@@ -58,7 +64,8 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
         };
         Some((std::path::Path::new(&config.jwt_public_key_file), algorithm))
     };
-    let verifier = TokenVerifier::new(&secret, public_key).map_err(anyhow::Error::msg)?;
+    let verifier = TokenVerifier::new(&secret, public_key, config.jwt_max_lifetime_seconds)
+        .map_err(anyhow::Error::msg)?;
     let context = Context::new(db, clock);
     let ledger = credits_ledger::Ledger::start(context.clone());
     let promotions =
@@ -67,6 +74,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
         config,
         context,
         issuer: TokenIssuer::new(&secret),
+        secret_source,
         ledger,
         promotions,
         verifier,
@@ -243,13 +251,25 @@ impl App {
         expiry.abort();
         promotion_tasks.abort();
         sweeper.abort();
+        // Every call has drained: what selection queued must reach the database before we exit.
+        match self
+            .promotions
+            .flush_impressions(IMPRESSION_FLUSH_TIMEOUT)
+            .await
+        {
+            Ok(()) => tracing::info!("impressions flushed"),
+            Err(pending) => {
+                tracing::error!(pending, "impressions still unwritten at shutdown")
+            }
+        }
         drained.context("serving gRPC")?;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// Deletes idempotency records past their retention, every few minutes.
+/// Deletes idempotency records past their retention, every few minutes; a failed sweep is logged,
+/// counted and tried again next time.
 async fn sweep_idempotency(context: Context, retention_hours: u64) {
     let mut interval = tokio::time::interval(Duration::from_secs(300));
     loop {
@@ -258,7 +278,11 @@ async fn sweep_idempotency(context: Context, retention_hours: u64) {
         match kernel::idempotency::sweep(context.db.connection(), cutoff).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "swept idempotency records"),
-            Err(error) => tracing::warn!(%error, "idempotency sweep failed"),
+            Err(error) => {
+                metrics::counter!("promo_background_failures_total", "job" => "idempotency_sweeper")
+                    .increment(1);
+                tracing::warn!(%error, "idempotency sweep failed; retrying next round");
+            }
         }
     }
 }

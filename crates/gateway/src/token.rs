@@ -17,22 +17,45 @@ pub const AUDIENCE: &str = "promo";
 /// The claims of a platform token.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
+    /// The principal: a user, factory, service or operator. Everything a token does, it does as
+    /// this id (a factory's wallet and materials belong to it).
     pub sub: String,
     pub workspace: String,
     pub roles: Vec<String>,
     pub exp: i64,
+    #[serde(default)]
     pub iat: i64,
+    /// Not valid before this instant (unix seconds), when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub iss: String,
     pub aud: String,
 }
 
-/// Why a token was refused; every case answers UNAUTHENTICATED, the reason only goes to the log.
+/// Why a token was refused; every case answers UNAUTHENTICATED. Expired and not-yet-valid tokens
+/// get reasons of their own; the detail of the rest only goes to the log.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    #[error("token expired")]
+    Expired,
+    #[error("token not valid yet")]
+    NotYetValid,
+    #[error("token lives {lifetime} s, longer than the {maximum} s maximum")]
+    TooLong { lifetime: i64, maximum: i64 },
     #[error("token rejected: {0}")]
-    Rejected(#[from] jsonwebtoken::errors::Error),
+    Rejected(jsonwebtoken::errors::Error),
     #[error("claim {0} is malformed")]
     BadClaim(&'static str),
+}
+
+impl From<jsonwebtoken::errors::Error> for TokenError {
+    fn from(error: jsonwebtoken::errors::Error) -> TokenError {
+        match error.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+            _ => TokenError::Rejected(error),
+        }
+    }
 }
 
 /// Verifies tokens against the configured keys.
@@ -45,7 +68,12 @@ pub struct TokenVerifier {
     /// same token on every call, and re-checking its signature each time is the gateway's largest
     /// fixed cost. Keyed by the whole token, signature included, so nothing unverified can hit.
     verified: Arc<RwLock<HashMap<String, (Principal, i64)>>>,
+    /// Longest a token may live, in seconds (`exp - iat`, and `exp - now`).
+    max_lifetime: i64,
 }
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const LEEWAY_SECONDS: u64 = 30;
 
 /// Bound on cached verified tokens; past it the cache starts over.
 const MAX_CACHED_TOKENS: usize = 50_000;
@@ -55,7 +83,8 @@ fn validation(algorithm: Algorithm) -> Validation {
     validation.set_issuer(&[ISSUER]);
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    validation.leeway = 30;
+    validation.validate_nbf = true;
+    validation.leeway = LEEWAY_SECONDS;
     validation
 }
 
@@ -63,6 +92,7 @@ impl TokenVerifier {
     pub fn new(
         secret: &[u8],
         public_key: Option<(&Path, Algorithm)>,
+        max_lifetime_seconds: u64,
     ) -> Result<TokenVerifier, String> {
         let mut keys = vec![(
             DecodingKey::from_secret(secret),
@@ -81,6 +111,7 @@ impl TokenVerifier {
         Ok(TokenVerifier {
             keys,
             verified: Arc::default(),
+            max_lifetime: i64::try_from(max_lifetime_seconds).unwrap_or(i64::MAX),
         })
     }
 
@@ -111,20 +142,49 @@ impl TokenVerifier {
                 continue;
             }
             match jsonwebtoken::decode::<Claims>(token, key, validation) {
-                Ok(data) => return Ok((principal_of(&data.claims)?, data.claims.exp)),
+                Ok(data) => {
+                    self.check_lifetime(&data.claims)?;
+                    return Ok((principal_of(&data.claims)?, data.claims.exp));
+                }
                 Err(error) => last_error = Some(error),
             }
         }
-        Err(TokenError::Rejected(last_error.unwrap_or_else(|| {
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into()
-        })))
+        Err(last_error
+            .unwrap_or_else(|| jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into())
+            .into())
+    }
+
+    /// A token may not live longer than the configured maximum: measured from its `iat`, and from
+    /// now (so a token without `iat`, or with a made-up one, gains nothing).
+    fn check_lifetime(&self, claims: &Claims) -> Result<(), TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        let issued = if claims.iat > 0 {
+            claims.iat.min(now)
+        } else {
+            now
+        };
+        let lifetime = claims.exp.saturating_sub(issued);
+        let remaining = claims.exp.saturating_sub(now);
+        if lifetime > self.max_lifetime
+            || remaining > self.max_lifetime.saturating_add(LEEWAY_SECONDS as i64)
+        {
+            return Err(TokenError::TooLong {
+                lifetime: lifetime.max(remaining),
+                maximum: self.max_lifetime,
+            });
+        }
+        Ok(())
     }
 }
 
+/// A canonical, non-nil UUID claim.
+fn uuid_claim(value: &str, claim: &'static str) -> Result<Uuid, TokenError> {
+    kernel::ids::parse_uuid("promo.kernel", claim, value).map_err(|_| TokenError::BadClaim(claim))
+}
+
 fn principal_of(claims: &Claims) -> Result<Principal, TokenError> {
-    let subject = Uuid::try_parse(&claims.sub).map_err(|_| TokenError::BadClaim("sub"))?;
-    let workspace_id =
-        Uuid::try_parse(&claims.workspace).map_err(|_| TokenError::BadClaim("workspace"))?;
+    let subject = uuid_claim(&claims.sub, "sub")?;
+    let workspace_id = uuid_claim(&claims.workspace, "workspace")?;
     let roles = claims
         .roles
         .iter()
@@ -170,6 +230,7 @@ impl TokenIssuer {
             roles: roles.iter().map(|role| role.as_str().to_owned()).collect(),
             exp: now + ttl_seconds,
             iat: now,
+            nbf: None,
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
         })
@@ -181,16 +242,31 @@ impl TokenIssuer {
     }
 }
 
+/// Where the HS256 secret came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `jwt_secret` / `PROMO_JWT_SECRET`.
+    Configured,
+    /// Read from this file in the data directory.
+    File(std::path::PathBuf),
+    /// Generated just now into this file: no server has used it yet.
+    Created(std::path::PathBuf),
+}
+
 /// The HS256 secret: configured, or generated once into `data_dir/jwt-secret` (mode 0600).
-pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> Result<Vec<u8>, String> {
+pub fn load_or_create_secret(
+    configured: &str,
+    data_dir: &Path,
+) -> Result<(Vec<u8>, SecretSource), String> {
     if !configured.is_empty() {
-        return Ok(configured.as_bytes().to_vec());
+        return Ok((configured.as_bytes().to_vec(), SecretSource::Configured));
     }
-    let path = data_dir.join("jwt-secret");
+    let path = std::path::absolute(data_dir.join("jwt-secret"))
+        .map_err(|error| format!("data_dir {}: {error}", data_dir.display()))?;
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if existing.len() >= 32 {
-            return Ok(existing.as_bytes().to_vec());
+            return Ok((existing.as_bytes().to_vec(), SecretSource::File(path)));
         }
         return Err(format!(
             "{} holds fewer than 32 bytes; delete it to generate a new one",
@@ -201,7 +277,7 @@ pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> Result<Vec<u8
         .map_err(|error| format!("data_dir {}: {error}", data_dir.display()))?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
     write_private(&path, &secret).map_err(|error| format!("{}: {error}", path.display()))?;
-    Ok(secret.into_bytes())
+    Ok((secret.into_bytes(), SecretSource::Created(path)))
 }
 
 #[cfg(unix)]
@@ -233,7 +309,7 @@ mod tests {
         let token = TokenIssuer::new(SECRET)
             .issue(subject, workspace, &[Role::Factory], 60)
             .expect("token");
-        let principal = TokenVerifier::new(SECRET, None)
+        let principal = TokenVerifier::new(SECRET, None, 3600)
             .expect("verifier")
             .verify(&token)
             .expect("valid");
@@ -247,7 +323,7 @@ mod tests {
     #[test]
     fn expired_foreign_audience_unknown_role_and_wrong_key_are_refused() {
         let issuer = TokenIssuer::new(SECRET);
-        let verifier = TokenVerifier::new(SECRET, None).expect("verifier");
+        let verifier = TokenVerifier::new(SECRET, None, 3600).expect("verifier");
         let (subject, workspace) = (Uuid::new_v4(), Uuid::new_v4());
         let expired = issuer
             .issue(subject, workspace, &[Role::Admin], -3600)
@@ -285,7 +361,7 @@ mod tests {
     fn an_identity_providers_eddsa_tokens_verify_beside_the_shared_secret() {
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let public_key = fixtures.join("idp-ed25519-public.pem");
-        let verifier = TokenVerifier::new(SECRET, Some((&public_key, Algorithm::EdDSA)))
+        let verifier = TokenVerifier::new(SECRET, Some((&public_key, Algorithm::EdDSA)), 3600)
             .expect("verifier with public key");
         let sign_with = |private_key: &str| {
             let pem = std::fs::read(fixtures.join(private_key)).expect("private key");
@@ -297,6 +373,7 @@ mod tests {
                 roles: vec!["ops".to_owned()],
                 exp: now + 60,
                 iat: now,
+                nbf: None,
                 iss: ISSUER.to_owned(),
                 aud: AUDIENCE.to_owned(),
             };
@@ -316,7 +393,7 @@ mod tests {
             .issue(Uuid::new_v4(), Uuid::new_v4(), &[Role::Admin], 60)
             .expect("token");
         assert!(verifier.verify(&shared).is_ok(), "HS256 keeps working");
-        let without_key = TokenVerifier::new(SECRET, None).expect("verifier");
+        let without_key = TokenVerifier::new(SECRET, None, 3600).expect("verifier");
         assert!(
             without_key
                 .verify(&sign_with("idp-ed25519-private.pem"))
@@ -326,11 +403,70 @@ mod tests {
     }
 
     #[test]
-    fn a_generated_secret_is_kept_and_reused() {
+    fn a_generated_secret_is_kept_reused_and_its_source_told() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let first = load_or_create_secret("", dir.path()).expect("created");
-        let second = load_or_create_secret("", dir.path()).expect("reused");
+        let (first, source) = load_or_create_secret("", dir.path()).expect("created");
+        assert!(matches!(source, SecretSource::Created(path) if path.is_absolute()));
+        let (second, source) = load_or_create_secret("", dir.path()).expect("reused");
+        assert!(matches!(source, SecretSource::File(_)));
         assert_eq!(first, second);
         assert_eq!(first.len(), 64);
+    }
+
+    fn claims(subject: &str, exp_in: i64) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            sub: subject.to_owned(),
+            workspace: Uuid::new_v4().to_string(),
+            roles: vec!["admin".to_owned()],
+            exp: now + exp_in,
+            iat: now,
+            nbf: None,
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+        }
+    }
+
+    #[test]
+    fn nil_subjects_future_nbf_and_overlong_tokens_are_refused_and_expiry_is_its_own_reason() {
+        let issuer = TokenIssuer::new(SECRET);
+        let verifier = TokenVerifier::new(SECRET, None, 3600).expect("verifier");
+        let sign = |claims: &Claims| issuer.issue_claims(claims).expect("token");
+        let nil = claims("00000000-0000-0000-0000-000000000000", 60);
+        assert!(matches!(
+            verifier.verify(&sign(&nil)),
+            Err(TokenError::BadClaim("sub"))
+        ));
+        let mut later = claims(&Uuid::new_v4().to_string(), 600);
+        later.nbf = Some(chrono::Utc::now().timestamp() + 300);
+        assert!(matches!(
+            verifier.verify(&sign(&later)),
+            Err(TokenError::NotYetValid)
+        ));
+        let forever = claims(&Uuid::new_v4().to_string(), i64::MAX / 2);
+        assert!(matches!(
+            verifier.verify(&sign(&forever)),
+            Err(TokenError::TooLong { .. })
+        ));
+        let mut no_iat = claims(&Uuid::new_v4().to_string(), 7200);
+        no_iat.iat = 0;
+        assert!(
+            matches!(
+                verifier.verify(&sign(&no_iat)),
+                Err(TokenError::TooLong { .. })
+            ),
+            "no iat still may not outlive the maximum"
+        );
+        let expired = claims(&Uuid::new_v4().to_string(), -3600);
+        assert!(matches!(
+            verifier.verify(&sign(&expired)),
+            Err(TokenError::Expired)
+        ));
+        assert!(matches!(
+            verifier.verify("garbage"),
+            Err(TokenError::Rejected(_))
+        ));
+        let fine = claims(&Uuid::new_v4().to_string(), 3000);
+        assert!(verifier.verify(&sign(&fine)).is_ok());
     }
 }

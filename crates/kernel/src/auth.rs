@@ -20,10 +20,12 @@ pub enum Role {
     Ops,
     /// Operates the platform itself: creates workspaces, sets their modules.
     PlatformAdmin,
+    /// A shop's backend: pricing, redemption, displays, clicks.
+    Storefront,
 }
 
 impl Role {
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Admin,
         Role::Factory,
         Role::Advertiser,
@@ -33,7 +35,23 @@ impl Role {
         Role::Billing,
         Role::Ops,
         Role::PlatformAdmin,
+        Role::Storefront,
     ];
+
+    /// Service principals (the generator, billing, a shop's backend) call at machine rates; human
+    /// roles keep abuse limits.
+    pub fn is_service(self) -> bool {
+        matches!(self, Role::Generator | Role::Billing | Role::Storefront)
+    }
+
+    /// `"a, b, c"`: role names for messages that tell a caller what would be accepted.
+    pub fn names(roles: &[Role]) -> String {
+        roles
+            .iter()
+            .map(|role| role.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,6 +64,7 @@ impl Role {
             Role::Billing => "billing",
             Role::Ops => "ops",
             Role::PlatformAdmin => "platform-admin",
+            Role::Storefront => "storefront",
         }
     }
 }
@@ -57,7 +76,13 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|role| role.as_str() == value)
-            .ok_or_else(|| format!("unknown role {value:?}"))
+            .ok_or_else(|| {
+                format!(
+                    "unknown role {}; the roles are {}",
+                    crate::ids::echo(value),
+                    Role::names(&Role::ALL)
+                )
+            })
     }
 }
 
@@ -125,7 +150,9 @@ mod tests {
         for role in Role::ALL {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
-        assert!("root".parse::<Role>().is_err());
+        let error = "root".parse::<Role>().expect_err("unknown");
+        assert!(error.contains("admin, factory"), "{error}");
+        assert!(error.contains("storefront"), "{error}");
     }
 
     #[test]

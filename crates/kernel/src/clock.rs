@@ -82,15 +82,44 @@ pub fn micros_to_timestamp(micros: i64) -> prost_types::Timestamp {
     }
 }
 
-/// A protobuf timestamp as stored microseconds; `None` when it is out of range or malformed.
+/// 0001-01-01T00:00:00Z, the earliest instant a request may carry (RFC 3339 and
+/// `google.protobuf.Timestamp` stop there).
+pub const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+/// 9999-12-31T23:59:59Z, the latest instant a request may carry.
+pub const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
+/// A protobuf timestamp as stored microseconds; `None` when it is malformed or outside
+/// 0001-01-01..9999-12-31 (what JSON clients can print).
 pub fn timestamp_to_micros(timestamp: &prost_types::Timestamp) -> Option<i64> {
-    if !(0..1_000_000_000).contains(&timestamp.nanos) {
+    if !(0..1_000_000_000).contains(&timestamp.nanos)
+        || !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&timestamp.seconds)
+    {
         return None;
     }
     timestamp
         .seconds
         .checked_mul(1_000_000)?
         .checked_add(i64::from(timestamp.nanos / 1_000))
+}
+
+/// Parses an optional timestamp field of a request: absent is `None`; malformed or out of range
+/// is INVALID_ARGUMENT naming the field.
+pub fn parse_timestamp(
+    domain: &str,
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Result<Option<i64>, crate::ServiceError> {
+    value
+        .map(|timestamp| {
+            timestamp_to_micros(timestamp).ok_or_else(|| {
+                crate::ServiceError::invalid_field(
+                    domain,
+                    field,
+                    "must be a valid time between 0001-01-01 and 9999-12-31",
+                )
+            })
+        })
+        .transpose()
 }
 
 #[cfg(test)]
@@ -116,6 +145,19 @@ mod tests {
             nanos: 0,
         };
         assert_eq!(timestamp_to_micros(&huge), None);
+        let year_10000 = prost_types::Timestamp {
+            seconds: MAX_TIMESTAMP_SECONDS + 1,
+            nanos: 0,
+        };
+        assert_eq!(timestamp_to_micros(&year_10000), None);
+        let last = prost_types::Timestamp {
+            seconds: MAX_TIMESTAMP_SECONDS,
+            nanos: 999_999_999,
+        };
+        assert!(timestamp_to_micros(&last).is_some());
+        let error = parse_timestamp("d", "end_time", Some(&year_10000)).expect_err("too late");
+        assert_eq!(error.field_violations()[0].0, "end_time");
+        assert_eq!(parse_timestamp("d", "end_time", None).ok(), Some(None));
     }
 
     #[test]

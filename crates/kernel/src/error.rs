@@ -84,6 +84,20 @@ struct ErrorBody {
 /// The domain of errors raised by shared infrastructure rather than a business domain.
 pub const KERNEL_DOMAIN: &str = "promo.kernel";
 
+/// Longest status message a client gets.
+const MAX_MESSAGE_CHARS: usize = 512;
+/// Longest field name, subject or description in an error detail.
+const MAX_DETAIL_CHARS: usize = 256;
+/// Most field violations one error carries.
+const MAX_VIOLATIONS: usize = 100;
+
+fn cap(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 impl ServiceError {
     /// An error with a code, a stable reason and a message safe to show the caller.
     pub fn new(
@@ -268,7 +282,9 @@ impl ServiceError {
         self.body.retryable
     }
 
-    /// Converts to a status, logging what the client must not see.
+    /// Converts to a status, logging what the client must not see. Every text is capped, so no
+    /// answer grows with what a caller sent (callers echo input only through `ids::echo`; this is
+    /// the backstop).
     pub fn into_status(self) -> tonic::Status {
         let mut details = ErrorDetails::new();
         details.set_error_info(
@@ -276,14 +292,18 @@ impl ServiceError {
             self.body.domain.clone(),
             self.body.metadata.clone(),
         );
-        for (field, description) in &self.body.field_violations {
-            details.add_bad_request_violation(field.clone(), description.clone());
+        // Enough violations to name every bad row of a large import, never an unbounded list.
+        for (field, description) in self.body.field_violations.iter().take(MAX_VIOLATIONS) {
+            details.add_bad_request_violation(
+                cap(field, MAX_DETAIL_CHARS),
+                cap(description, MAX_DETAIL_CHARS),
+            );
         }
         for violation in &self.body.preconditions {
             details.add_precondition_failure_violation(
                 violation.kind.clone(),
-                violation.subject.clone(),
-                violation.description.clone(),
+                cap(&violation.subject, MAX_DETAIL_CHARS),
+                cap(&violation.description, MAX_DETAIL_CHARS),
             );
         }
         if let Some((subject, description)) = &self.body.quota {
@@ -292,7 +312,7 @@ impl ServiceError {
         if let Some(retry_after) = self.body.retry_after {
             details.set_retry_info(Some(retry_after));
         }
-        let mut message = self.body.message.clone();
+        let mut message = cap(&self.body.message, MAX_MESSAGE_CHARS);
         if let Some(detail) = &self.body.internal_detail {
             let error_id = uuid::Uuid::new_v4().to_string();
             match self.body.code {
@@ -381,6 +401,25 @@ mod tests {
         assert_eq!(
             (info.reason.as_str(), info.domain.as_str()),
             ("INVALID_ARGUMENT", "promo.admin")
+        );
+    }
+
+    #[test]
+    fn no_text_in_a_status_grows_with_the_input() {
+        let huge = "x".repeat(100_000);
+        let mut error = ServiceError::invalid_field("promo.test", &huge, huge.clone());
+        for _ in 0..500 {
+            error = error.with_field("f", huge.clone());
+        }
+        let status = error.into_status();
+        assert!(status.message().len() < 1_000, "{}", status.message().len());
+        let bad_request = status.get_details_bad_request().expect("bad request");
+        assert_eq!(bad_request.field_violations.len(), MAX_VIOLATIONS);
+        assert!(
+            bad_request
+                .field_violations
+                .iter()
+                .all(|v| v.field.len() < 1_000 && v.description.len() < 1_000)
         );
     }
 

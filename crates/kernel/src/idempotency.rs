@@ -5,6 +5,10 @@
 //! the same id with a different request is FAILED_PRECONDITION `REQUEST_ID_REUSED`. Two concurrent
 //! first attempts race on the primary key: the loser's transaction fails with a unique violation,
 //! is retried whole, and then finds the winner's response.
+//!
+//! Request ids belong to the principal that sent them (the key is workspace, principal, request
+//! id): another principal reusing the same id starts a request of its own and never sees the first
+//! principal's response.
 
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -13,7 +17,10 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
+use crate::auth::Principal;
 use crate::clock::to_micros;
+use crate::context::Context;
+use crate::db::WriteTxn;
 use crate::db::is_unique_violation;
 use crate::error::{KERNEL_DOMAIN, ServiceError};
 
@@ -25,6 +32,8 @@ pub mod entity {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub principal_id: Uuid,
         #[sea_orm(primary_key, auto_increment = false)]
         pub request_id: Uuid,
         pub method: String,
@@ -39,20 +48,23 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Identifies one logical request: workspace, request id, method and what was asked.
+/// Identifies one logical request: workspace, principal, request id, method and what was asked.
 #[derive(Clone, Debug)]
 pub struct IdempotencyKey {
     workspace_id: Uuid,
+    /// The caller's `sub`: request ids are a per-principal namespace.
+    principal_id: Uuid,
     request_id: Uuid,
     method: &'static str,
     fingerprint: String,
 }
 
 impl IdempotencyKey {
-    /// Parses `request_id` (a required UUID) and fingerprints the decoded request.
+    /// Parses `request_id` (a required UUID) and fingerprints the decoded request; the key lives in
+    /// the caller's workspace and belongs to the caller.
     pub fn new<M: Message>(
         domain: &str,
-        workspace_id: Uuid,
+        principal: &Principal,
         request_id: &str,
         method: &'static str,
         request: &M,
@@ -63,7 +75,8 @@ impl IdempotencyKey {
         hasher.update([0]);
         hasher.update(request.encode_to_vec());
         Ok(IdempotencyKey {
-            workspace_id,
+            workspace_id: principal.workspace_id,
+            principal_id: principal.subject,
             request_id,
             method,
             fingerprint: hex::encode(hasher.finalize()),
@@ -82,9 +95,10 @@ impl IdempotencyKey {
         connection: &C,
         now: DateTime<Utc>,
     ) -> Result<Option<R>, ServiceError> {
-        let stored = entity::Entity::find_by_id((self.workspace_id, self.request_id))
-            .one(connection)
-            .await?;
+        let stored =
+            entity::Entity::find_by_id((self.workspace_id, self.principal_id, self.request_id))
+                .one(connection)
+                .await?;
         if let Some(stored) = stored {
             if stored.method != self.method || stored.fingerprint != self.fingerprint {
                 return Err(ServiceError::failed_precondition(
@@ -102,6 +116,7 @@ impl IdempotencyKey {
         }
         let claim = entity::ActiveModel {
             workspace_id: Set(self.workspace_id),
+            principal_id: Set(self.principal_id),
             request_id: Set(self.request_id),
             method: Set(self.method.to_owned()),
             fingerprint: Set(self.fingerprint.clone()),
@@ -133,6 +148,7 @@ impl IdempotencyKey {
                 Expr::value(response.encode_to_vec()),
             )
             .filter(entity::Column::WorkspaceId.eq(self.workspace_id))
+            .filter(entity::Column::PrincipalId.eq(self.principal_id))
             .filter(entity::Column::RequestId.eq(self.request_id))
             .exec(connection)
             .await?;
@@ -142,6 +158,57 @@ impl IdempotencyKey {
             ));
         }
         Ok(())
+    }
+}
+
+impl Context {
+    /// Runs one idempotent mutating RPC: in one write transaction, claims `key` (or returns the
+    /// response an earlier attempt stored), runs `effect`, stores its response and commits; the
+    /// whole function runs again on a serialization failure, deadlock or busy database.
+    ///
+    /// `effect` takes the open transaction and hands it back with the response, so it may use it
+    /// across awaits: `context.idempotent(&key, |txn| async move { …; Ok((txn, response)) })`.
+    pub async fn idempotent<R, F, Fut>(
+        &self,
+        key: &IdempotencyKey,
+        effect: F,
+    ) -> Result<R, ServiceError>
+    where
+        R: Message + Default,
+        F: Fn(WriteTxn) -> Fut,
+        Fut: std::future::Future<Output = Result<(WriteTxn, R), ServiceError>>,
+    {
+        let effect = &effect;
+        self.db
+            .with_retry(|| async move {
+                let txn = self.db.begin_write().await?;
+                if let Some(stored) = key.begin::<_, R>(&*txn, self.clock.now()).await? {
+                    return Ok(stored);
+                }
+                let (txn, response) = effect(txn).await?;
+                key.finish(&*txn, &response).await?;
+                txn.commit().await?;
+                Ok(response)
+            })
+            .await
+    }
+
+    /// Runs `operation` in one write transaction and commits, running it whole again on a
+    /// serialization failure, deadlock or busy database.
+    pub async fn write<T, F, Fut>(&self, operation: F) -> Result<T, ServiceError>
+    where
+        F: Fn(WriteTxn) -> Fut,
+        Fut: std::future::Future<Output = Result<(WriteTxn, T), ServiceError>>,
+    {
+        let operation = &operation;
+        self.db
+            .with_retry(|| async move {
+                let txn = self.db.begin_write().await?;
+                let (txn, value) = operation(txn).await?;
+                txn.commit().await?;
+                Ok(value)
+            })
+            .await
     }
 }
 

@@ -33,6 +33,32 @@ fn parse_uuid_text(value: &str) -> Option<Uuid> {
     Uuid::try_parse(value).ok().filter(|uuid| !uuid.is_nil())
 }
 
+/// UUID version 5 is the platform's own namespace: every id the platform derives from other values
+/// (system accounts, wallets, budgets, purchase, charge and refund transfers) is a version-5 UUID,
+/// and no caller may create an account or transfer with one. So a caller can never occupy an id
+/// the platform will need, even where it can compute that id.
+pub fn is_reserved(id: &Uuid) -> bool {
+    id.get_version_num() == 5
+}
+
+/// A platform-derived id: a version-5 UUID of `name` in `namespace` (see [`is_reserved`]).
+pub fn derived(namespace: &Uuid, name: &str) -> Uuid {
+    Uuid::new_v5(namespace, name.as_bytes())
+}
+
+/// Longest piece of caller input an error message repeats.
+pub const MAX_ECHO_CHARS: usize = 40;
+
+/// Caller input as an error message may repeat it: quoted, control characters escaped, and cut to
+/// [`MAX_ECHO_CHARS`] characters, so an error never grows with what the caller sent.
+pub fn echo(value: &str) -> String {
+    let mut shown: String = value.chars().take(MAX_ECHO_CHARS).collect();
+    if value.chars().nth(MAX_ECHO_CHARS).is_some() {
+        shown.push('…');
+    }
+    format!("{shown:?}")
+}
+
 /// Checks a free-text field's length in characters (1..=max unless `allow_empty`).
 pub fn check_text(
     domain: &str,
@@ -79,6 +105,23 @@ mod tests {
             assert_eq!(error.field_violations()[0].0, "id");
         }
         assert_eq!(parse_optional_uuid("promo.test", "id", "").ok(), Some(None));
+    }
+
+    #[test]
+    fn derived_ids_are_reserved_and_random_ones_are_not() {
+        let namespace = Uuid::new_v4();
+        assert!(is_reserved(&derived(&namespace, "wallet")));
+        assert_eq!(derived(&namespace, "a"), derived(&namespace, "a"));
+        assert!(!is_reserved(&Uuid::new_v4()));
+        assert!(!is_reserved(&Uuid::now_v7()));
+    }
+
+    #[test]
+    fn echoed_input_is_short_and_quoted() {
+        assert_eq!(echo("steel"), "\"steel\"");
+        let long = "x".repeat(100_000);
+        assert!(echo(&long).chars().count() <= MAX_ECHO_CHARS + 3);
+        assert_eq!(echo("a\nb"), "\"a\\nb\"");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod background;
 pub mod clock;
 pub mod context;
 pub mod db;

@@ -3,6 +3,12 @@
 /// The platform's own unit of account, with no fractional part.
 pub const CREDITS: &str = "CREDITS";
 
+/// Largest amount one operation may move, in minor units of any asset: 10^15 (ten trillion dollars
+/// in cents, or 10^15 credits). Every amount a request carries is checked against it (or a smaller
+/// bound of its own), so sums of amounts stay far from `i64` overflow; where a sum would overflow
+/// all the same, the operation answers an error and changes nothing.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+
 /// ISO 4217 currencies the platform accepts, with their minor-unit exponents.
 const CURRENCIES: &[(&str, u8)] = &[
     ("AED", 2),

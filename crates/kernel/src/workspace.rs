@@ -1,6 +1,6 @@
 //! Workspaces (tenants), the modules their subscription enables, and their typed settings.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -80,7 +80,14 @@ impl FromStr for Module {
         Module::ALL
             .into_iter()
             .find(|module| module.as_str() == value)
-            .ok_or_else(|| format!("unknown module {value:?}"))
+            .ok_or_else(|| {
+                let known: Vec<&str> = Module::ALL.iter().map(|module| module.as_str()).collect();
+                format!(
+                    "unknown module {}; the modules are {}",
+                    crate::ids::echo(value),
+                    known.join(", ")
+                )
+            })
     }
 }
 
@@ -156,12 +163,42 @@ impl Default for PromotionSettings {
     }
 }
 
+/// A rate limit per principal: a sustained rate and the burst allowed above it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// Bounds of a rate limit, wherever it is set.
+pub const MAX_RATE_PER_SECOND: u32 = 10_000_000;
+
+impl RateLimit {
+    /// Why this limit is nonsense, if it is.
+    pub fn problem(&self) -> Option<String> {
+        if !(1..=MAX_RATE_PER_SECOND).contains(&self.per_second) {
+            return Some(format!(
+                "per_second must be between 1 and {MAX_RATE_PER_SECOND}"
+            ));
+        }
+        if self.burst < self.per_second || self.burst > MAX_RATE_PER_SECOND.saturating_mul(10) {
+            return Some(
+                "burst must be at least per_second and at most 10 × the maximum rate".to_owned(),
+            );
+        }
+        None
+    }
+}
+
 /// Every typed setting of a workspace, with its default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WorkspaceSettings {
     pub time_zone: String,
     pub promotion: PromotionSettings,
+    /// Rate limits per role name for this workspace, replacing the server's configured limit of
+    /// that role; roles not named keep the server's. Only a platform-admin may change them.
+    pub rate_limits: BTreeMap<String, RateLimit>,
 }
 
 impl Default for WorkspaceSettings {
@@ -169,6 +206,7 @@ impl Default for WorkspaceSettings {
         WorkspaceSettings {
             time_zone: "UTC".to_owned(),
             promotion: PromotionSettings::default(),
+            rate_limits: BTreeMap::new(),
         }
     }
 }
@@ -180,11 +218,14 @@ const MAX_USAGE_WINDOW_SECONDS: i64 = 30 * 86_400;
 impl WorkspaceSettings {
     /// Every violation at once, as BadRequest field violations under `settings.`.
     pub fn validate(&self) -> Result<(), ServiceError> {
-        let mut violations: Vec<(&str, String)> = Vec::new();
+        let mut violations: Vec<(String, String)> = Vec::new();
         if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
             violations.push((
-                "settings.time_zone",
-                format!("unknown IANA time zone {:?}", self.time_zone),
+                "settings.time_zone".to_owned(),
+                format!(
+                    "unknown IANA time zone {} (for example \"Europe/Berlin\")",
+                    crate::ids::echo(&self.time_zone)
+                ),
             ));
         }
         let probability = self.promotion.selection_probability;
@@ -193,7 +234,7 @@ impl WorkspaceSettings {
             || probability.numerator > probability.denominator
         {
             violations.push((
-                "settings.promotion.selection_probability",
+                "settings.promotion.selection_probability".to_owned(),
                 "must be numerator/denominator with 0 <= numerator <= denominator and denominator > 0".to_owned(),
             ));
         }
@@ -208,28 +249,39 @@ impl WorkspaceSettings {
             ),
         ] {
             if !(0..=MAX_COST_CREDITS).contains(&value) {
-                violations.push((field, format!("must be between 0 and {MAX_COST_CREDITS}")));
+                violations.push((
+                    field.to_owned(),
+                    format!("must be between 0 and {MAX_COST_CREDITS}"),
+                ));
             }
         }
         if self.promotion.cost_per_use == 0 && self.promotion.cost_per_impression == 0 {
             violations.push((
-                "settings.promotion.cost_per_use",
+                "settings.promotion.cost_per_use".to_owned(),
                 "cost_per_use and cost_per_impression must not both be 0".to_owned(),
             ));
         }
         if !(60..=MAX_USAGE_WINDOW_SECONDS).contains(&self.promotion.usage_window_seconds) {
             violations.push((
-                "settings.promotion.usage_window_seconds",
+                "settings.promotion.usage_window_seconds".to_owned(),
                 format!("must be between 60 and {MAX_USAGE_WINDOW_SECONDS}"),
             ));
+        }
+        for (role, limit) in &self.rate_limits {
+            let field = format!("settings.rate_limits[{}]", crate::ids::echo(role));
+            if let Err(message) = role.parse::<crate::Role>() {
+                violations.push((field, message));
+            } else if let Some(problem) = limit.problem() {
+                violations.push((field, problem));
+            }
         }
         let mut violations = violations.into_iter();
         let Some((field, description)) = violations.next() else {
             return Ok(());
         };
-        let mut error = ServiceError::invalid_field(DOMAIN, field, description);
+        let mut error = ServiceError::invalid_field(DOMAIN, &field, description);
         for (field, description) in violations {
-            error = error.with_field(field, description);
+            error = error.with_field(&field, description);
         }
         Err(error)
     }

@@ -1,136 +1,16 @@
-//! The rules of material promotion, without I/O: material types and their synonyms, finding types
-//! in a prompt, weighted sampling, promotion status over time, and signed decision ids.
-
-use std::collections::BTreeSet;
+//! The rules of material promotion, without I/O: weighted sampling, promotion status over time,
+//! when a budget is exhausted, and signed decision ids derived from the request that asked.
+//! (Material types and synonyms are in `taxonomy`.)
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use kernel::workspace::PromotionSettings;
 use rand::Rng;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-
-/// Words (and two-word phrases) that name a material type, mapped to the canonical type.
-const SYNONYMS: &[(&str, &str)] = &[
-    ("walnut", "wood"),
-    ("oak", "wood"),
-    ("maple", "wood"),
-    ("pine", "wood"),
-    ("teak", "wood"),
-    ("birch", "wood"),
-    ("timber", "wood"),
-    ("wooden", "wood"),
-    ("plywood", "wood"),
-    ("bamboo", "wood"),
-    ("steel", "metal"),
-    ("brushed steel", "metal"),
-    ("stainless steel", "metal"),
-    ("iron", "metal"),
-    ("aluminium", "metal"),
-    ("aluminum", "metal"),
-    ("brass", "metal"),
-    ("copper", "metal"),
-    ("chrome", "metal"),
-    ("metallic", "metal"),
-    ("marble", "stone"),
-    ("granite", "stone"),
-    ("slate", "stone"),
-    ("concrete", "stone"),
-    ("cotton", "fabric"),
-    ("linen", "fabric"),
-    ("velvet", "fabric"),
-    ("wool", "fabric"),
-    ("textile", "fabric"),
-    ("cloth", "fabric"),
-    ("suede", "leather"),
-    ("hide", "leather"),
-    ("acrylic", "plastic"),
-    ("vinyl", "plastic"),
-    ("nylon", "plastic"),
-    ("polymer", "plastic"),
-    ("porcelain", "ceramic"),
-    ("clay", "ceramic"),
-    ("terracotta", "ceramic"),
-    ("tile", "ceramic"),
-    ("glazing", "glass"),
-    ("crystal", "glass"),
-    ("mirror", "glass"),
-    ("rubberized", "rubber"),
-    ("latex", "rubber"),
-];
-
-/// Longest material type name, in characters.
-pub const MAX_TYPE_CHARS: usize = 64;
-
-/// Lower case, ASCII letters, digits and single spaces ('-' and '_' count as spaces), then a
-/// synonym is replaced by its canonical type. `None` when nothing valid remains.
-pub fn normalize_type(raw: &str) -> Option<String> {
-    let mut words = Vec::new();
-    for word in raw.split(|c: char| c.is_whitespace() || c == '-' || c == '_') {
-        if word.is_empty() {
-            continue;
-        }
-        if !word.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return None;
-        }
-        words.push(word.to_ascii_lowercase());
-    }
-    let joined = words.join(" ");
-    if joined.is_empty() || joined.len() > MAX_TYPE_CHARS {
-        return None;
-    }
-    Some(canonical(&joined).unwrap_or(&joined).to_owned())
-}
-
-fn canonical(phrase: &str) -> Option<&'static str> {
-    SYNONYMS
-        .iter()
-        .find(|(word, _)| *word == phrase)
-        .map(|(_, canonical)| *canonical)
-}
-
-/// The known material types a prompt names, in order of first mention, without repeats. Two-word
-/// phrases win over their words ("stainless steel"), and synonyms map to their type ("walnut" →
-/// "wood"); only types in `known` are returned.
-pub fn types_in_prompt(prompt: &str, known: &BTreeSet<String>) -> Vec<String> {
-    let words: Vec<String> = prompt
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .map(|word| word.to_ascii_lowercase())
-        .collect();
-    let mut found: Vec<String> = Vec::new();
-    let mut index = 0;
-    while index < words.len() {
-        let pair = words
-            .get(index + 1)
-            .map(|next| format!("{} {next}", words[index]));
-        let (matched, width) = match pair.as_deref().and_then(|pair| resolve(pair, known)) {
-            Some(found) => (Some(found), 2),
-            None => (resolve(&words[index], known), 1),
-        };
-        if let Some(material_type) = matched {
-            if !found.contains(&material_type) {
-                found.push(material_type);
-            }
-            index += width;
-        } else {
-            index += 1;
-        }
-    }
-    found
-}
-
-fn resolve(phrase: &str, known: &BTreeSet<String>) -> Option<String> {
-    let candidate = canonical(phrase).unwrap_or(phrase);
-    if known.contains(candidate) {
-        return Some(candidate.to_owned());
-    }
-    // A plural of a known type ("tiles", "glasses" are rare, "metals", "woods" are not).
-    phrase.strip_suffix('s').and_then(|singular| {
-        let candidate = canonical(singular).unwrap_or(singular);
-        known.contains(candidate).then(|| candidate.to_owned())
-    })
-}
 
 /// Picks items with probability proportional to integer weights: prefix sums and a binary search.
 #[derive(Clone, Debug)]
@@ -219,7 +99,23 @@ pub fn effective_status(stored: Status, start: Option<i64>, end: Option<i64>, no
     }
 }
 
-/// What a decision id carries. It is signed so the generator can neither forge nor alter it.
+/// The least a promotion's budget must hold to be selected: one charge of the larger kind (and at
+/// least one credit). The one exhaustion rule: selection skips a promotion below it, and every
+/// charge that leaves a budget below it completes the promotion and refunds the rest.
+pub fn charge_threshold(settings: &PromotionSettings) -> i64 {
+    settings
+        .cost_per_use
+        .max(settings.cost_per_impression)
+        .max(1)
+}
+
+/// Whether a budget holding `remaining` credits can no longer pay for a selection.
+pub fn is_exhausted(remaining: i64, settings: &PromotionSettings) -> bool {
+    remaining < charge_threshold(settings)
+}
+
+/// What a decision id carries. It is signed so the generator can neither forge nor alter it, and
+/// derived from the request, so a retried selection carries the same decision ids.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub id: Uuid,
@@ -227,15 +123,14 @@ pub struct Decision {
     pub material_id: Uuid,
     /// Nil for a non-promoted pick.
     pub promotion_id: Uuid,
-    /// Microseconds since the epoch.
-    pub issued_at: i64,
 }
 
-const DECISION_BYTES: usize = 16 * 4 + 8;
+const DECISION_BYTES: usize = 16 * 4;
 const TAG_BYTES: usize = 16;
 
 /// Signs and checks decision ids with a server key (HMAC-SHA256 truncated to 128 bits, checked in
-/// constant time).
+/// constant time), and derives a selection's randomness and decision ids from the request, so every
+/// replica sharing the key answers a retried request the same way without a database.
 #[derive(Clone)]
 pub struct DecisionSigner {
     key: [u8; 32],
@@ -257,6 +152,15 @@ impl DecisionSigner {
             .unwrap_or_else(|_| unreachable!("hmac takes any key length"))
     }
 
+    fn digest(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = self.mac();
+        for part in parts {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
     fn tag(&self, payload: &[u8]) -> [u8; TAG_BYTES] {
         let mut mac = self.mac();
         mac.update(payload);
@@ -266,13 +170,37 @@ impl DecisionSigner {
         tag
     }
 
+    /// The random number generator of one selection request: the same for every attempt of the
+    /// request, unpredictable to anyone without the key. `seed` (tests only) varies it further.
+    pub fn selection_rng(&self, workspace_id: Uuid, request_id: Uuid, seed: Option<u64>) -> StdRng {
+        let seed = seed.unwrap_or_default().to_le_bytes();
+        StdRng::from_seed(self.digest(&[
+            b"selection",
+            workspace_id.as_bytes(),
+            request_id.as_bytes(),
+            &seed,
+        ]))
+    }
+
+    /// The id of the `index`-th decision of a selection request.
+    pub fn decision_id(&self, workspace_id: Uuid, request_id: Uuid, index: usize) -> Uuid {
+        let digest = self.digest(&[
+            b"decision",
+            workspace_id.as_bytes(),
+            request_id.as_bytes(),
+            &(index as u64).to_le_bytes(),
+        ]);
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    }
+
     pub fn encode(&self, decision: &Decision) -> String {
         let mut bytes = Vec::with_capacity(DECISION_BYTES + TAG_BYTES);
         bytes.extend_from_slice(decision.id.as_bytes());
         bytes.extend_from_slice(decision.workspace_id.as_bytes());
         bytes.extend_from_slice(decision.material_id.as_bytes());
         bytes.extend_from_slice(decision.promotion_id.as_bytes());
-        bytes.extend_from_slice(&decision.issued_at.to_be_bytes());
         let tag = self.tag(&bytes);
         bytes.extend_from_slice(&tag);
         URL_SAFE_NO_PAD.encode(bytes)
@@ -289,14 +217,11 @@ impl DecisionSigner {
         mac.update(payload);
         mac.verify_truncated_left(tag).ok()?;
         let uuid_at = |offset: usize| Uuid::from_slice(&payload[offset..offset + 16]).ok();
-        let mut issued = [0u8; 8];
-        issued.copy_from_slice(&payload[64..72]);
         Some(Decision {
             id: uuid_at(0)?,
             workspace_id: uuid_at(16)?,
             material_id: uuid_at(32)?,
             promotion_id: uuid_at(48)?,
-            issued_at: i64::from_be_bytes(issued),
         })
     }
 }
@@ -307,43 +232,6 @@ mod tests {
     use rand::rngs::StdRng;
 
     use super::*;
-
-    #[test]
-    fn types_normalise_case_spacing_and_synonyms() {
-        assert_eq!(
-            normalize_type("  Brushed   STEEL ").as_deref(),
-            Some("metal")
-        );
-        assert_eq!(normalize_type("Walnut").as_deref(), Some("wood"));
-        assert_eq!(
-            normalize_type("carbon-fibre").as_deref(),
-            Some("carbon fibre")
-        );
-        assert_eq!(normalize_type("   "), None);
-        assert_eq!(normalize_type("wood; DROP TABLE"), None);
-        assert_eq!(normalize_type(&"a".repeat(65)), None);
-    }
-
-    #[test]
-    fn a_prompt_yields_the_known_types_it_names_in_order() {
-        let known: BTreeSet<String> = ["wood", "metal", "glass", "fabric"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            types_in_prompt("a walnut desk with brushed steel legs", &known),
-            ["wood", "metal"]
-        );
-        assert_eq!(
-            types_in_prompt("Glass table, OAK frame, more glass", &known),
-            ["glass", "wood"]
-        );
-        assert_eq!(
-            types_in_prompt("stone bench with metals", &known),
-            ["metal"]
-        );
-        assert!(types_in_prompt("a cat", &known).is_empty());
-    }
 
     #[test]
     fn the_sampler_never_picks_zero_weights_and_covers_every_item() {
@@ -398,7 +286,6 @@ mod tests {
             workspace_id: Uuid::new_v4(),
             material_id: Uuid::new_v4(),
             promotion_id: Uuid::nil(),
-            issued_at: 1_700_000_000_000_000,
         };
         let text = signer.encode(&decision);
         assert_eq!(signer.decode(&text), Some(decision.clone()));
@@ -415,5 +302,47 @@ mod tests {
             "forged with another key"
         );
         assert_eq!(signer.decode("garbage"), None);
+    }
+
+    #[test]
+    fn a_requests_randomness_and_decision_ids_are_its_own_and_repeat() {
+        let signer = DecisionSigner::new(b"secret");
+        let (workspace, request) = (Uuid::new_v4(), Uuid::new_v4());
+        let draw = |signer: &DecisionSigner, request| {
+            let mut rng = signer.selection_rng(workspace, request, None);
+            (0..8).map(|_| rng.random::<u64>()).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(&signer, request), draw(&signer, request));
+        assert_ne!(draw(&signer, request), draw(&signer, Uuid::new_v4()));
+        assert_ne!(
+            draw(&signer, request),
+            draw(&DecisionSigner::new(b"other"), request),
+            "another key draws otherwise"
+        );
+        assert_eq!(
+            signer.decision_id(workspace, request, 0),
+            signer.decision_id(workspace, request, 0)
+        );
+        assert_ne!(
+            signer.decision_id(workspace, request, 0),
+            signer.decision_id(workspace, request, 1)
+        );
+    }
+
+    #[test]
+    fn one_threshold_decides_exhaustion() {
+        let mut settings = PromotionSettings {
+            cost_per_use: 1,
+            cost_per_impression: 0,
+            ..PromotionSettings::default()
+        };
+        assert_eq!(charge_threshold(&settings), 1);
+        assert!(is_exhausted(0, &settings));
+        assert!(!is_exhausted(1, &settings));
+        settings.cost_per_impression = 3;
+        assert!(is_exhausted(2, &settings), "cannot pay one impression");
+        settings.cost_per_use = 0;
+        settings.cost_per_impression = 0;
+        assert!(is_exhausted(0, &settings) && !is_exhausted(1, &settings));
     }
 }

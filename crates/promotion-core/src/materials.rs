@@ -1,5 +1,7 @@
-//! promo.promotion.v1.MaterialService: the materials knowledge base.
+//! promo.promotion.v1.MaterialService: the materials knowledge base and the workspace's
+//! taxonomy of material types.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use kernel::clock::{micros_to_timestamp, to_micros};
@@ -8,14 +10,13 @@ use kernel::pagination::{PageToken, page_size};
 use kernel::{IdempotencyKey, Principal, Role, ServiceError};
 use proto::promotion::v1 as pb;
 use proto::promotion::v1::material_service_server::{MaterialService, MaterialServiceServer};
-use sea_orm::EntityTrait;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::DOMAIN;
-use crate::core::PromotionCore;
-use crate::domain::normalize_type;
-use crate::store::{self, material};
+use crate::state::PromotionCore;
+use crate::store::{self, material, material_type};
+use crate::taxonomy::{MAX_SYNONYMS, Taxonomy, normalize_phrase};
 
 /// Most materials one import may carry.
 pub const MAX_IMPORT: usize = 10_000;
@@ -76,11 +77,12 @@ fn validate_material(
     {
         violate("name", "must be 1 to 200 printable characters");
     }
-    let material_type = normalize_type(&material.material_type);
+    // Resolved through the taxonomy inside the transaction that stores the material.
+    let material_type = normalize_phrase(&material.material_type);
     if material_type.is_none() {
         violate(
             "material_type",
-            "must be letters, digits and spaces, at most 64 characters",
+            "must be letters and digits (any script) and spaces, at most 64 characters",
         );
     }
     let mut tags = Vec::new();
@@ -150,8 +152,111 @@ fn violations_error(violations: Vec<(String, String)>) -> ServiceError {
     )
 }
 
+pub fn material_type_to_proto(row: &material_type::Model) -> pb::MaterialType {
+    pb::MaterialType {
+        name: row.name.clone(),
+        synonyms: store::parse_list(&row.synonyms),
+        create_time: Some(micros_to_timestamp(row.created_at)),
+        update_time: Some(micros_to_timestamp(row.updated_at)),
+    }
+}
+
+/// A type and its synonyms, normalised and checked against the rest of the taxonomy.
+fn checked_type(
+    taxonomy: &Taxonomy,
+    requested: Option<&pb::MaterialType>,
+    creating: bool,
+) -> Result<(String, Vec<String>), ServiceError> {
+    let requested = requested
+        .ok_or_else(|| ServiceError::invalid_field(DOMAIN, "material_type", "is required"))?;
+    let name = normalize_phrase(&requested.name).ok_or_else(|| {
+        ServiceError::invalid_field(
+            DOMAIN,
+            "material_type.name",
+            "must be letters and digits (any script) and spaces, at most 64 characters",
+        )
+    })?;
+    if requested.synonyms.len() > MAX_SYNONYMS {
+        return Err(ServiceError::invalid_field(
+            DOMAIN,
+            "material_type.synonyms",
+            format!("must hold at most {MAX_SYNONYMS} synonyms"),
+        ));
+    }
+    let mut synonyms = BTreeSet::new();
+    for (index, synonym) in requested.synonyms.iter().enumerate() {
+        let normalized = normalize_phrase(synonym).ok_or_else(|| {
+            ServiceError::invalid_field(
+                DOMAIN,
+                &format!("material_type.synonyms[{index}]"),
+                "must be letters and digits (any script) and spaces, at most 64 characters",
+            )
+        })?;
+        synonyms.insert(normalized);
+    }
+    if creating && taxonomy.has_type(&name) {
+        return Err(ServiceError::new(
+            kernel::ErrorCode::AlreadyExists,
+            DOMAIN,
+            "MATERIAL_TYPE_EXISTS",
+            format!(
+                "the material type {} exists; UpdateMaterialType changes its synonyms",
+                kernel::ids::echo(&name)
+            ),
+        ));
+    }
+    if !creating && !taxonomy.has_type(&name) {
+        return Err(ServiceError::not_found(
+            DOMAIN,
+            "MATERIAL_TYPE_NOT_FOUND",
+            "material type",
+        ));
+    }
+    if let Some(owner) = taxonomy.type_of_synonym(&name) {
+        return Err(ServiceError::failed_precondition(
+            DOMAIN,
+            "NAME_IS_A_SYNONYM",
+            format!("material_type:{owner}"),
+            format!(
+                "{} is a synonym of the type {}; remove it from that type's synonyms first",
+                kernel::ids::echo(&name),
+                kernel::ids::echo(owner)
+            ),
+        ));
+    }
+    for synonym in &synonyms {
+        if taxonomy.has_type(synonym) || *synonym == name {
+            return Err(ServiceError::failed_precondition(
+                DOMAIN,
+                "SYNONYM_IS_A_TYPE",
+                format!("material_type:{synonym}"),
+                format!(
+                    "{} is a material type itself and cannot name another",
+                    kernel::ids::echo(synonym)
+                ),
+            ));
+        }
+        if let Some(owner) = taxonomy.type_of_synonym(synonym)
+            && owner != name
+        {
+            return Err(ServiceError::failed_precondition(
+                DOMAIN,
+                "SYNONYM_IN_USE",
+                format!("material_type:{owner}"),
+                format!(
+                    "{} already names the type {}; remove it there first",
+                    kernel::ids::echo(synonym),
+                    kernel::ids::echo(owner)
+                ),
+            ));
+        }
+    }
+    Ok((name, synonyms.into_iter().collect()))
+}
+
 impl MaterialGrpc {
-    /// Inserts validated rows with the request's idempotency record, in one transaction.
+    /// Resolves the rows' types through the taxonomy (adding new types) and inserts them with the
+    /// request's idempotency record, in one transaction.
     async fn insert(
         &self,
         key: &IdempotencyKey,
@@ -159,36 +264,67 @@ impl MaterialGrpc {
         rows: &[material::Model],
     ) -> Result<pb::ImportMaterialsResponse, ServiceError> {
         let context = &self.core.context;
-        let db = &context.db;
-        let response = db
-            .with_retry(|| async {
-                let txn = db.begin_write().await?;
-                if let Some(stored) = key
-                    .begin::<_, pb::ImportMaterialsResponse>(&*txn, context.clock.now())
-                    .await?
-                {
-                    return Ok(stored);
+        let response = context
+            .idempotent(key, |txn| async move {
+                let now = to_micros(context.clock.now());
+                let taxonomy = store::load_taxonomy(&*txn, workspace_id).await?;
+                let mut rows = rows.to_vec();
+                let mut new_types = BTreeSet::new();
+                for row in &mut rows {
+                    row.material_type = taxonomy.canonical(&row.material_type);
+                    if !taxonomy.has_type(&row.material_type) {
+                        new_types.insert(row.material_type.clone());
+                    }
                 }
-                for chunk in rows.chunks(500) {
-                    let active: Vec<material::ActiveModel> = chunk
-                        .iter()
-                        .cloned()
-                        .map(material::ActiveModel::from)
-                        .collect();
-                    material::Entity::insert_many(active)
-                        .exec_without_returning(&*txn)
-                        .await?;
+                if !new_types.is_empty() {
+                    store::seed_taxonomy(&*txn, workspace_id, now).await?;
+                    for name in &new_types {
+                        store::save_type(&*txn, workspace_id, name, &[], now).await?;
+                    }
                 }
+                let active: Vec<material::ActiveModel> = rows
+                    .iter()
+                    .cloned()
+                    .map(material::ActiveModel::from)
+                    .collect();
+                store::insert_all(&*txn, active).await?;
                 store::bump_version(&*txn, workspace_id).await?;
                 let response = pb::ImportMaterialsResponse {
                     materials: rows.iter().map(material_to_proto).collect(),
                 };
-                key.finish(&*txn, &response).await?;
-                txn.commit().await?;
-                Ok(response)
+                Ok((txn, response))
             })
             .await?;
         self.core.snapshots.invalidate(workspace_id);
+        Ok(response)
+    }
+
+    /// Creates (`creating`) or changes a material type, in one transaction.
+    async fn save_type(
+        &self,
+        principal: &Principal,
+        request_id: &str,
+        method: &'static str,
+        requested: Option<&pb::MaterialType>,
+        body: &impl prost::Message,
+        creating: bool,
+    ) -> Result<pb::MaterialType, ServiceError> {
+        let key = IdempotencyKey::new(DOMAIN, principal, request_id, method, body)?;
+        let workspace_id = principal.workspace_id;
+        let context = &self.core.context;
+        let response = context
+            .idempotent(&key, |txn| async move {
+                let now = to_micros(context.clock.now());
+                let taxonomy = store::load_taxonomy(&*txn, workspace_id).await?;
+                let (name, synonyms) = checked_type(&taxonomy, requested, creating)?;
+                store::seed_taxonomy(&*txn, workspace_id, now).await?;
+                let row = store::save_type(&*txn, workspace_id, &name, &synonyms, now).await?;
+                store::bump_version(&*txn, workspace_id).await?;
+                Ok((txn, material_type_to_proto(&row)))
+            })
+            .await?;
+        self.core.snapshots.invalidate(workspace_id);
+        tracing::info!(workspace_id = %workspace_id, material_type = %response.name, creating, "material type saved");
         Ok(response)
     }
 }
@@ -201,13 +337,8 @@ impl MaterialService for MaterialGrpc {
     ) -> Result<Response<pb::Material>, Status> {
         let principal = Principal::of(&request)?.clone();
         let body = request.get_ref();
-        let key = IdempotencyKey::new(
-            DOMAIN,
-            principal.workspace_id,
-            &body.request_id,
-            "CreateMaterial",
-            body,
-        )?;
+        let key =
+            IdempotencyKey::new(DOMAIN, &principal, &body.request_id, "CreateMaterial", body)?;
         let material = body
             .material
             .as_ref()
@@ -231,7 +362,7 @@ impl MaterialService for MaterialGrpc {
         let body = request.get_ref();
         let key = IdempotencyKey::new(
             DOMAIN,
-            principal.workspace_id,
+            &principal,
             &body.request_id,
             "ImportMaterials",
             body,
@@ -298,6 +429,88 @@ impl MaterialService for MaterialGrpc {
             next_page_token,
         }))
     }
+
+    async fn list_material_types(
+        &self,
+        request: Request<pb::ListMaterialTypesRequest>,
+    ) -> Result<Response<pb::ListMaterialTypesResponse>, Status> {
+        let principal = Principal::of(&request)?;
+        let body = request.get_ref();
+        let limit = page_size(DOMAIN, body.page_size)?;
+        let digest = PageToken::query_digest(&["material_types"]);
+        let after = PageToken::decode(DOMAIN, &digest, &body.page_token)?;
+        let connection = self.core.context.db.connection();
+        let mut types: Vec<pb::MaterialType> =
+            if store::taxonomy_seeded(connection, principal.workspace_id).await? {
+                store::list_types(
+                    connection,
+                    principal.workspace_id,
+                    after.as_deref(),
+                    limit + 1,
+                )
+                .await?
+                .iter()
+                .map(material_type_to_proto)
+                .collect()
+            } else {
+                Taxonomy::defaults()
+                    .types()
+                    .iter()
+                    .filter(|(name, _)| after.as_deref().is_none_or(|after| name.as_str() > after))
+                    .take(limit as usize + 1)
+                    .map(|(name, synonyms)| pb::MaterialType {
+                        name: name.clone(),
+                        synonyms: synonyms.clone(),
+                        create_time: None,
+                        update_time: None,
+                    })
+                    .collect()
+            };
+        let next_page_token =
+            kernel::pagination::finish_page(&mut types, limit, &digest, |row| row.name.clone());
+        Ok(Response::new(pb::ListMaterialTypesResponse {
+            material_types: types,
+            next_page_token,
+        }))
+    }
+
+    async fn create_material_type(
+        &self,
+        request: Request<pb::CreateMaterialTypeRequest>,
+    ) -> Result<Response<pb::MaterialType>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let body = request.get_ref();
+        let saved = self
+            .save_type(
+                &principal,
+                &body.request_id,
+                "CreateMaterialType",
+                body.material_type.as_ref(),
+                body,
+                true,
+            )
+            .await?;
+        Ok(Response::new(saved))
+    }
+
+    async fn update_material_type(
+        &self,
+        request: Request<pb::UpdateMaterialTypeRequest>,
+    ) -> Result<Response<pb::MaterialType>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let body = request.get_ref();
+        let saved = self
+            .save_type(
+                &principal,
+                &body.request_id,
+                "UpdateMaterialType",
+                body.material_type.as_ref(),
+                body,
+                false,
+            )
+            .await?;
+        Ok(Response::new(saved))
+    }
 }
 
 /// One page of materials, shared by ListMaterials and ListFactoryMaterials.
@@ -314,9 +527,11 @@ pub async fn list_page(
     let material_type = if material_type.is_empty() {
         None
     } else {
-        Some(normalize_type(material_type).ok_or_else(|| {
+        let phrase = normalize_phrase(material_type).ok_or_else(|| {
             ServiceError::invalid_field(DOMAIN, "material_type", "is not a valid type")
-        })?)
+        })?;
+        let taxonomy = store::load_taxonomy(core.context.db.connection(), workspace_id).await?;
+        Some(taxonomy.canonical(&phrase))
     };
     let owner = parse_optional_uuid(DOMAIN, "owner_id", owner_id)?;
     let tag = if tag.is_empty() {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kernel::clock::{from_micros, micros_to_timestamp, timestamp_to_micros, to_micros};
+use kernel::clock::{from_micros, micros_to_timestamp, parse_timestamp, to_micros};
 use kernel::ids::{parse_optional_uuid, parse_uuid};
 use kernel::pagination::{PageToken, page_size};
 use kernel::{IdempotencyKey, Principal, Role, ServiceError};
@@ -14,8 +14,9 @@ use sea_orm::{QueryFilter, QueryOrder, QuerySelect};
 use tonic::{Request, Response, Status as GrpcStatus};
 
 use crate::DOMAIN;
-use crate::core::{NewPromotion, PromotionCore, may_manage};
 use crate::domain::{self, Status};
+use crate::lifecycle::{NewPromotion, may_manage, promotion_not_found};
+use crate::state::PromotionCore;
 use crate::store::{self, audit, impression, promotion, usage};
 
 /// Largest allocation one call may make.
@@ -72,24 +73,6 @@ fn check_credits(credits: i64) -> Result<(), ServiceError> {
     Ok(())
 }
 
-fn parse_time(
-    field: &str,
-    value: &Option<prost_types::Timestamp>,
-) -> Result<Option<i64>, ServiceError> {
-    value
-        .as_ref()
-        .map(|timestamp| {
-            timestamp_to_micros(timestamp).ok_or_else(|| {
-                ServiceError::invalid_field(DOMAIN, field, "is not a valid timestamp")
-            })
-        })
-        .transpose()
-}
-
-fn promotion_not_found() -> ServiceError {
-    ServiceError::not_found(DOMAIN, "PROMOTION_NOT_FOUND", "promotion")
-}
-
 /// Impressions, uses and charges per day in the workspace's time zone.
 async fn daily_series(
     core: &PromotionCore,
@@ -97,13 +80,11 @@ async fn daily_series(
     promotion_ids: &[Uuid],
 ) -> Result<Vec<pb::DailyPoint>, ServiceError> {
     let connection = core.context.db.connection();
-    let zone: chrono_tz::Tz = match kernel::workspace::get(connection, workspace_id).await? {
-        Some(row) => kernel::workspace::settings_of(&row)?
-            .time_zone
-            .parse()
-            .unwrap_or(chrono_tz::UTC),
-        None => chrono_tz::UTC,
-    };
+    let zone: chrono_tz::Tz = store::workspace_settings(connection, workspace_id)
+        .await?
+        .time_zone
+        .parse()
+        .unwrap_or(chrono_tz::UTC);
     let day = |micros: i64| {
         from_micros(micros)
             .with_timezone(&zone)
@@ -115,6 +96,7 @@ async fn daily_series(
         let impressions: Vec<(i64, i64)> = impression::Entity::find()
             .select_only()
             .columns([impression::Column::CreatedAt, impression::Column::Charge])
+            .filter(impression::Column::WorkspaceId.eq(workspace_id))
             .filter(impression::Column::PromotionId.is_in(chunk.iter().copied()))
             .into_tuple()
             .all(connection)
@@ -127,6 +109,7 @@ async fn daily_series(
         let uses: Vec<(i64, i64)> = usage::Entity::find()
             .select_only()
             .columns([usage::Column::CreatedAt, usage::Column::Charge])
+            .filter(usage::Column::WorkspaceId.eq(workspace_id))
             .filter(usage::Column::PromotionId.is_in(chunk.iter().copied()))
             .into_tuple()
             .all(connection)
@@ -190,22 +173,13 @@ impl PromotionGrpc {
         F: Fn(kernel::WriteTxn) -> Fut,
         Fut: std::future::Future<Output = Result<(kernel::WriteTxn, promotion::Model), ServiceError>>,
     {
-        let context = &self.core.context;
-        let db = &context.db;
-        let response = db
-            .with_retry(|| async {
-                let txn = db.begin_write().await?;
-                if let Some(stored) = key
-                    .begin::<_, pb::Promotion>(&*txn, context.clock.now())
-                    .await?
-                {
-                    return Ok(stored);
-                }
+        let operation = &operation;
+        let response = self
+            .core
+            .context
+            .idempotent(key, |txn| async move {
                 let (txn, row) = operation(txn).await?;
-                let response = promotion_to_proto(&row, self.now());
-                key.finish(&*txn, &response).await?;
-                txn.commit().await?;
-                Ok(response)
+                Ok((txn, promotion_to_proto(&row, self.now())))
             })
             .await?;
         if response.status == pb::PromotionStatus::Completed as i32
@@ -228,15 +202,15 @@ impl PromotionService for PromotionGrpc {
         let body = request.get_ref();
         let key = IdempotencyKey::new(
             DOMAIN,
-            principal.workspace_id,
+            &principal,
             &body.request_id,
             "CreatePromotion",
             body,
         )?;
         let material_id = parse_uuid(DOMAIN, "material_id", &body.material_id)?;
         check_credits(body.credits)?;
-        let start_time = parse_time("start_time", &body.start_time)?;
-        let end_time = parse_time("end_time", &body.end_time)?;
+        let start_time = parse_timestamp(DOMAIN, "start_time", body.start_time.as_ref())?;
+        let end_time = parse_timestamp(DOMAIN, "end_time", body.end_time.as_ref())?;
         if let Some(end) = end_time {
             if start_time.is_some_and(|start| end <= start) {
                 return Err(ServiceError::invalid_field(
@@ -265,7 +239,7 @@ impl PromotionService for PromotionGrpc {
         }
         let mut project_types = Vec::new();
         for (index, project_type) in body.project_types.iter().enumerate() {
-            let normalized = domain::normalize_type(project_type).ok_or_else(|| {
+            let normalized = crate::taxonomy::normalize_phrase(project_type).ok_or_else(|| {
                 ServiceError::invalid_field(
                     DOMAIN,
                     &format!("project_types[{index}]"),
@@ -304,7 +278,7 @@ impl PromotionService for PromotionGrpc {
         let body = request.get_ref();
         let key = IdempotencyKey::new(
             DOMAIN,
-            principal.workspace_id,
+            &principal,
             &body.request_id,
             "AllocateCredits",
             body,
@@ -416,7 +390,7 @@ impl PromotionService for PromotionGrpc {
         let body = request.get_ref();
         let key = IdempotencyKey::new(
             DOMAIN,
-            principal.workspace_id,
+            &principal,
             &body.request_id,
             "UpdatePromotionStatus",
             body,
@@ -489,7 +463,12 @@ impl PromotionService for PromotionGrpc {
             .await
             .map_err(ServiceError::from)?;
         let now = self.now();
-        let sum = |field: fn(&promotion::Model) -> i64| rows.iter().map(field).sum::<i64>();
+        // Saturating: a sum past i64 is reported as the largest value, never wrapped or a panic.
+        let sum = |field: fn(&promotion::Model) -> i64| {
+            rows.iter()
+                .map(field)
+                .fold(0i64, |total, value| total.saturating_add(value))
+        };
         let (impressions, uses, spent) = (
             sum(|r| r.impression_count),
             sum(|r| r.usage_count),
@@ -551,6 +530,7 @@ impl PromotionService for PromotionGrpc {
         let digest = PageToken::query_digest(&["audit", &body.promotion_id]);
         let after = kernel::pagination::decode_uuid_cursor(DOMAIN, &digest, &body.page_token)?;
         let mut query = audit::Entity::find()
+            .filter(audit::Column::WorkspaceId.eq(row.workspace_id))
             .filter(audit::Column::PromotionId.eq(row.id))
             .order_by_asc(audit::Column::Id)
             .limit(limit + 1);

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::{self, Status, WeightedSampler};
 use crate::store::{self, material, promotion};
+use crate::taxonomy::Taxonomy;
 
 /// A promoted material that selection may show.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +62,10 @@ pub struct Snapshot {
     /// Chance that a type with an eligible promotion gets a promoted pick.
     pub probability: Fraction,
     pub types: HashMap<String, TypeChoices>,
+    /// Types that have materials: what selection can answer for.
     pub known_types: BTreeSet<String>,
+    /// The workspace's types and synonyms, for reading prompts and requested types.
+    pub taxonomy: Arc<Taxonomy>,
     /// The next start or end time at which eligibility changes, if any.
     pub next_boundary: Option<i64>,
     built: Instant,
@@ -72,6 +76,7 @@ impl Snapshot {
     pub fn build(
         version: i64,
         probability: Fraction,
+        taxonomy: Taxonomy,
         materials: Vec<(Uuid, String, String)>,
         promotions: Vec<EligiblePromotion>,
         next_boundary: Option<i64>,
@@ -121,6 +126,7 @@ impl Snapshot {
             probability,
             types,
             known_types,
+            taxonomy: Arc::new(taxonomy),
             next_boundary,
             built: Instant::now(),
         }
@@ -328,15 +334,8 @@ async fn load(context: &Context, workspace_id: Uuid) -> Result<Snapshot, Service
     let connection = context.db.connection();
     // The version first: a change committed while loading makes the next check rebuild again.
     let version = store::current_version(connection, workspace_id).await?;
-    let settings = match kernel::workspace::get(connection, workspace_id).await? {
-        Some(row) => kernel::workspace::settings_of(&row)?,
-        None => kernel::workspace::WorkspaceSettings::default(),
-    };
-    let min_charge = settings
-        .promotion
-        .cost_per_use
-        .max(settings.promotion.cost_per_impression)
-        .max(1);
+    let settings = store::promotion_settings(connection, workspace_id).await?;
+    let taxonomy = store::load_taxonomy(connection, workspace_id).await?;
     let mut materials = Vec::new();
     let mut after: Option<Uuid> = None;
     loop {
@@ -382,7 +381,7 @@ async fn load(context: &Context, workspace_id: Uuid) -> Result<Snapshot, Service
             next_boundary = Some(next_boundary.map_or(boundary, |current| current.min(boundary)));
         }
         if domain::effective_status(stored, row.start_time, row.end_time, now) != Status::Active
-            || row.credits_remaining() < min_charge
+            || domain::is_exhausted(row.credits_remaining(), &settings)
         {
             continue;
         }
@@ -396,7 +395,8 @@ async fn load(context: &Context, workspace_id: Uuid) -> Result<Snapshot, Service
     }
     Ok(Snapshot::build(
         version,
-        settings.promotion.selection_probability,
+        settings.selection_probability,
+        taxonomy,
         materials,
         eligible,
         next_boundary,

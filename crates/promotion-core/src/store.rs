@@ -14,8 +14,9 @@ pub mod material {
     #[sea_orm(table_name = "promo_material")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
         pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
         pub name: String,
         pub material_type: String,
         /// JSON array of tags.
@@ -39,8 +40,9 @@ pub mod promotion {
     #[sea_orm(table_name = "promo_promotion")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
         pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
         pub material_id: Uuid,
         pub factory_id: Uuid,
         pub material_type: String,
@@ -78,8 +80,9 @@ pub mod impression {
     #[sea_orm(table_name = "promo_impression")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub decision_id: Uuid,
         pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub decision_id: Uuid,
         pub promotion_id: Uuid,
         pub charge: i64,
         pub created_at: i64,
@@ -98,8 +101,9 @@ pub mod usage {
     #[sea_orm(table_name = "promo_usage")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub decision_id: Uuid,
         pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub decision_id: Uuid,
         pub promotion_id: Option<Uuid>,
         pub material_id: Uuid,
         pub charge: i64,
@@ -119,8 +123,9 @@ pub mod audit {
     #[sea_orm(table_name = "promo_audit")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
         pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
         pub promotion_id: Uuid,
         pub actor_id: Option<Uuid>,
         pub action: String,
@@ -143,6 +148,47 @@ pub mod version {
         #[sea_orm(primary_key, auto_increment = false)]
         pub workspace_id: Uuid,
         pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod material_type {
+    use sea_orm::entity::prelude::*;
+
+    /// A material type of a workspace's taxonomy, with the synonyms that name it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "promo_type")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        /// JSON array of normalised synonyms.
+        pub synonyms: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod taxonomy_seed {
+    use sea_orm::entity::prelude::*;
+
+    /// Marks a workspace whose taxonomy is stored: until then it uses the defaults.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "promo_taxonomy")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: Uuid,
+        pub seeded_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -205,8 +251,7 @@ pub async fn get_material<C: ConnectionTrait>(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<Option<material::Model>, ServiceError> {
-    Ok(material::Entity::find_by_id(id)
-        .filter(material::Column::WorkspaceId.eq(workspace_id))
+    Ok(material::Entity::find_by_id((workspace_id, id))
         .one(connection)
         .await?)
 }
@@ -246,8 +291,7 @@ pub async fn get_promotion<C: ConnectionTrait>(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<Option<promotion::Model>, ServiceError> {
-    Ok(promotion::Entity::find_by_id(id)
-        .filter(promotion::Column::WorkspaceId.eq(workspace_id))
+    Ok(promotion::Entity::find_by_id((workspace_id, id))
         .one(connection)
         .await?)
 }
@@ -258,8 +302,7 @@ pub async fn lock_promotion<C: ConnectionTrait>(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<Option<promotion::Model>, ServiceError> {
-    let mut query =
-        promotion::Entity::find_by_id(id).filter(promotion::Column::WorkspaceId.eq(workspace_id));
+    let mut query = promotion::Entity::find_by_id((workspace_id, id));
     if connection.get_database_backend() == sea_orm::DbBackend::Postgres {
         query = query.lock_exclusive();
     }
@@ -288,4 +331,295 @@ pub async fn append_audit<C: ConnectionTrait>(
         .exec_without_returning(connection)
         .await?;
     Ok(())
+}
+
+/// The promotion settings of a workspace (defaults for one that does not exist).
+pub async fn promotion_settings<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+) -> Result<kernel::workspace::PromotionSettings, ServiceError> {
+    Ok(workspace_settings(connection, workspace_id)
+        .await?
+        .promotion)
+}
+
+/// Every setting of a workspace (defaults for one that does not exist).
+pub async fn workspace_settings<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+) -> Result<kernel::workspace::WorkspaceSettings, ServiceError> {
+    match kernel::workspace::get(connection, workspace_id).await? {
+        Some(row) => kernel::workspace::settings_of(&row),
+        None => Ok(kernel::workspace::WorkspaceSettings::default()),
+    }
+}
+
+/// Adds to a promotion's counters in one statement.
+pub async fn add_to_counters<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    promotion_id: Uuid,
+    impressions: i64,
+    uses: i64,
+    spent: i64,
+    now: i64,
+) -> Result<(), ServiceError> {
+    promotion::Entity::update_many()
+        .col_expr(
+            promotion::Column::ImpressionCount,
+            Expr::col(promotion::Column::ImpressionCount).add(impressions),
+        )
+        .col_expr(
+            promotion::Column::UsageCount,
+            Expr::col(promotion::Column::UsageCount).add(uses),
+        )
+        .col_expr(
+            promotion::Column::CreditsSpent,
+            Expr::col(promotion::Column::CreditsSpent).add(spent),
+        )
+        .col_expr(promotion::Column::UpdatedAt, Expr::value(now))
+        .filter(promotion::Column::WorkspaceId.eq(workspace_id))
+        .filter(promotion::Column::Id.eq(promotion_id))
+        .exec(connection)
+        .await?;
+    Ok(())
+}
+
+/// Which of `decision_ids` already have an impression recorded.
+pub async fn recorded_impressions<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    decision_ids: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>, ServiceError> {
+    let mut recorded = std::collections::HashSet::new();
+    for chunk in decision_ids.chunks(500) {
+        let rows: Vec<Uuid> = impression::Entity::find()
+            .select_only()
+            .column(impression::Column::DecisionId)
+            .filter(impression::Column::WorkspaceId.eq(workspace_id))
+            .filter(impression::Column::DecisionId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(connection)
+            .await?;
+        recorded.extend(rows);
+    }
+    Ok(recorded)
+}
+
+pub async fn get_impression<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    decision_id: Uuid,
+) -> Result<Option<impression::Model>, ServiceError> {
+    Ok(impression::Entity::find_by_id((workspace_id, decision_id))
+        .one(connection)
+        .await?)
+}
+
+pub async fn get_usage<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    decision_id: Uuid,
+) -> Result<Option<usage::Model>, ServiceError> {
+    Ok(usage::Entity::find_by_id((workspace_id, decision_id))
+        .one(connection)
+        .await?)
+}
+
+/// Inserts rows; a key another transaction inserted meanwhile makes the whole transaction retry
+/// (and then see it), which is what keeps impressions and uses exactly-once.
+pub async fn insert_all<C, A>(connection: &C, rows: Vec<A>) -> Result<(), ServiceError>
+where
+    C: ConnectionTrait,
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(500).collect();
+        match <A::Entity as EntityTrait>::insert_many(chunk)
+            .exec_without_returning(connection)
+            .await
+        {
+            Ok(_) => {}
+            Err(error) if kernel::db::is_unique_violation(&error) => {
+                return Err(ServiceError::retryable_conflict(error));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Workspaces with promotions that are not completed.
+pub async fn workspaces_with_open_promotions<C: ConnectionTrait>(
+    connection: &C,
+) -> Result<Vec<Uuid>, ServiceError> {
+    Ok(promotion::Entity::find()
+        .select_only()
+        .column(promotion::Column::WorkspaceId)
+        .distinct()
+        .filter(promotion::Column::Status.ne(crate::domain::Status::Completed as i32))
+        .into_tuple()
+        .all(connection)
+        .await?)
+}
+
+/// Promotions due to complete: not completed and past their end time, in any workspace.
+pub async fn ended_promotions<C: ConnectionTrait>(
+    connection: &C,
+    now: i64,
+    limit: u64,
+) -> Result<Vec<(Uuid, Uuid)>, ServiceError> {
+    Ok(promotion::Entity::find()
+        .select_only()
+        .columns([promotion::Column::WorkspaceId, promotion::Column::Id])
+        .filter(promotion::Column::Status.ne(crate::domain::Status::Completed as i32))
+        .filter(promotion::Column::EndTime.lte(now))
+        .order_by_asc(promotion::Column::EndTime)
+        .limit(limit)
+        .into_tuple()
+        .all(connection)
+        .await?)
+}
+
+/// Running promotions of a workspace whose budget holds less than `threshold`.
+pub async fn exhausted_promotions<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    threshold: i64,
+    now: i64,
+) -> Result<Vec<(Uuid, Uuid)>, ServiceError> {
+    use sea_orm::sea_query::Condition;
+    Ok(promotion::Entity::find()
+        .select_only()
+        .columns([promotion::Column::WorkspaceId, promotion::Column::Id])
+        .filter(promotion::Column::WorkspaceId.eq(workspace_id))
+        .filter(promotion::Column::Status.is_in([
+            crate::domain::Status::Pending as i32,
+            crate::domain::Status::Active as i32,
+        ]))
+        .filter(
+            Condition::any()
+                .add(promotion::Column::StartTime.is_null())
+                .add(promotion::Column::StartTime.lte(now)),
+        )
+        .filter(
+            Expr::col(promotion::Column::CreditsAllocated)
+                .sub(Expr::col(promotion::Column::CreditsSpent))
+                .sub(Expr::col(promotion::Column::CreditsRefunded))
+                .lt(threshold),
+        )
+        .into_tuple()
+        .all(connection)
+        .await?)
+}
+
+/// Whether the workspace's taxonomy is stored (it has been changed at least once).
+pub async fn taxonomy_seeded<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+) -> Result<bool, ServiceError> {
+    Ok(taxonomy_seed::Entity::find_by_id(workspace_id)
+        .one(connection)
+        .await?
+        .is_some())
+}
+
+/// The workspace's stored taxonomy, or the defaults when it has never been changed.
+pub async fn load_taxonomy<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+) -> Result<crate::taxonomy::Taxonomy, ServiceError> {
+    if !taxonomy_seeded(connection, workspace_id).await? {
+        return Ok(crate::taxonomy::Taxonomy::defaults());
+    }
+    let rows = material_type::Entity::find()
+        .filter(material_type::Column::WorkspaceId.eq(workspace_id))
+        .all(connection)
+        .await?;
+    Ok(crate::taxonomy::Taxonomy::from_types(
+        rows.into_iter()
+            .map(|row| (row.name, parse_list(&row.synonyms))),
+    ))
+}
+
+/// Stores the default taxonomy for a workspace that has none stored yet; call before changing it.
+pub async fn seed_taxonomy<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    now: i64,
+) -> Result<(), ServiceError> {
+    let marker = taxonomy_seed::ActiveModel {
+        workspace_id: Set(workspace_id),
+        seeded_at: Set(now),
+    };
+    let inserted = taxonomy_seed::Entity::insert(marker)
+        .on_conflict(
+            OnConflict::column(taxonomy_seed::Column::WorkspaceId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(connection)
+        .await?;
+    if inserted == 0 {
+        return Ok(());
+    }
+    let rows: Vec<material_type::ActiveModel> = crate::taxonomy::Taxonomy::defaults()
+        .types()
+        .iter()
+        .map(|(name, synonyms)| material_type::ActiveModel {
+            workspace_id: Set(workspace_id),
+            name: Set(name.clone()),
+            synonyms: Set(json_list(synonyms)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .collect();
+    insert_all(connection, rows).await
+}
+
+/// Creates or replaces a material type with its synonyms (the taxonomy must be seeded).
+pub async fn save_type<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    name: &str,
+    synonyms: &[String],
+    now: i64,
+) -> Result<material_type::Model, ServiceError> {
+    let existing = material_type::Entity::find_by_id((workspace_id, name.to_owned()))
+        .one(connection)
+        .await?;
+    let row = material_type::Model {
+        workspace_id,
+        name: name.to_owned(),
+        synonyms: json_list(synonyms),
+        created_at: existing.as_ref().map_or(now, |row| row.created_at),
+        updated_at: now,
+    };
+    let active: material_type::ActiveModel = row.clone().into();
+    if existing.is_some() {
+        material_type::Entity::update(active)
+            .exec(connection)
+            .await?;
+    } else {
+        insert_all(connection, vec![active]).await?;
+    }
+    Ok(row)
+}
+
+/// A page of the workspace's material types by name, after `after`.
+pub async fn list_types<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<material_type::Model>, ServiceError> {
+    let mut query = material_type::Entity::find()
+        .filter(material_type::Column::WorkspaceId.eq(workspace_id))
+        .order_by_asc(material_type::Column::Name)
+        .limit(limit);
+    if let Some(after) = after {
+        query = query.filter(material_type::Column::Name.gt(after));
+    }
+    Ok(query.all(connection).await?)
 }

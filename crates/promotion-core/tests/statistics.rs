@@ -5,6 +5,7 @@
 use kernel::workspace::Fraction;
 use promotion_core::domain::WeightedSampler;
 use promotion_core::snapshot::{EligiblePromotion, Snapshot};
+use promotion_core::taxonomy::Taxonomy;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use uuid::Uuid;
@@ -85,7 +86,14 @@ fn snapshot(probability: Fraction, materials: usize, weights: &[u64]) -> (Snapsh
         })
         .collect();
     (
-        Snapshot::build(1, probability, materials, promotions, None),
+        Snapshot::build(
+            1,
+            probability,
+            Taxonomy::defaults(),
+            materials,
+            promotions,
+            None,
+        ),
         promotion_ids,
     )
 }
@@ -273,6 +281,7 @@ fn project_type_targeting_only_adds_promotions_for_that_project() {
             numerator: 1,
             denominator: 1,
         },
+        Taxonomy::defaults(),
         materials,
         promotions,
         None,

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::all, missing_docs, rust_2018_idioms)]
 
+pub mod codec;
+
 pub mod admin {
     pub mod v1 {
         tonic::include_proto!("promo.admin.v1");

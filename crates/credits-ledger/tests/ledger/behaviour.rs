@@ -3,8 +3,8 @@ use std::sync::Arc;
 
 use chrono::TimeZone;
 use credits_ledger::domain::{
-    BALANCING_DEBIT, DEBITS_MUST_NOT_EXCEED_CREDITS, LINKED, PENDING, POST_PENDING_TRANSFER,
-    VOID_PENDING_TRANSFER,
+    BALANCING_DEBIT, DEBITS_MUST_NOT_EXCEED_CREDITS, LINKED, MAX_AMOUNT, MAX_BATCH, PENDING,
+    POST_PENDING_TRANSFER, VOID_PENDING_TRANSFER,
 };
 use credits_ledger::{Ledger, NewAccount, NewTransfer, TransferResult, queries};
 use kernel::clock::to_micros;
@@ -187,7 +187,7 @@ async fn a_pending_transfer_voids_itself_after_its_timeout() {
     );
 
     let connection = f.ledger.context().db.connection();
-    let at = |micros| queries::balances_as_of(connection, f.wallet, Some(micros));
+    let at = |micros| queries::balances_as_of(connection, f.workspace_id, f.wallet, Some(micros));
     assert_eq!(at(before - 1).await.expect("as of").credits_posted, 0);
     let while_reserved = at(reserved_at + 1).await.expect("as of");
     assert_eq!(
@@ -315,18 +315,34 @@ async fn bad_transfers_fail_alone_and_change_nothing() {
 }
 
 #[tokio::test]
-async fn amounts_that_would_overflow_are_refused() {
+async fn amounts_above_the_bound_or_that_would_overflow_are_refused() {
     let f = fixture().await;
     assert_eq!(
         f.send(vec![transfer(f.source, f.wallet, i64::MAX, 0)])
             .await,
-        [Created]
+        [InvalidAmount],
+        "one transfer moves at most MAX_AMOUNT"
     );
+    // i64::MAX / MAX_AMOUNT transfers of the largest amount fit an account's totals; one more
+    // would overflow them.
+    let fitting = (i64::MAX / MAX_AMOUNT) as usize;
+    let mut sent = 0;
+    while sent < fitting {
+        let count = (fitting - sent).min(MAX_BATCH);
+        let batch = (0..count)
+            .map(|_| transfer(f.source, f.wallet, MAX_AMOUNT, 0))
+            .collect();
+        assert!(f.send(batch).await.iter().all(|result| *result == Created));
+        sent += count;
+    }
+    let full = MAX_AMOUNT * fitting as i64;
+    assert_eq!(f.balances(f.wallet).await, (0, full, 0, 0));
     assert_eq!(
-        f.send(vec![transfer(f.source, f.wallet, 1, 0)]).await,
+        f.send(vec![transfer(f.source, f.wallet, MAX_AMOUNT, 0)])
+            .await,
         [Overflows]
     );
-    assert_eq!(f.balances(f.wallet).await, (0, i64::MAX, 0, 0));
+    assert_eq!(f.balances(f.wallet).await, (0, full, 0, 0), "nothing moved");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use chrono::TimeZone;
-use credits_ledger::domain::{Account, PendingState, WorkingSet};
+use credits_ledger::domain::{Account, Origin, PendingState, WorkingSet};
 use credits_ledger::{Ledger, NewAccount, queries};
 use kernel::ManualClock;
 use proptest::prelude::*;
@@ -30,13 +30,13 @@ fn account(id: Uuid, workspace_id: Uuid, asset: &str, flags: u32) -> Account {
 
 /// Voids what the sweeper would void at `now`, in the engine.
 fn sweep_engine(working: &mut WorkingSet, now: i64) {
-    let due: Vec<Uuid> = working
+    let due: Vec<(Uuid, Uuid)> = working
         .transfers
         .values()
         .filter(|t| {
             t.pending_state == PendingState::Pending && t.expires_at.is_some_and(|at| at <= now)
         })
-        .map(|t| t.id)
+        .map(|t| t.key())
         .collect();
     for id in due {
         assert!(working.expire(id));
@@ -54,7 +54,7 @@ proptest! {
         let mut working = WorkingSet::default();
         for (id, asset, flags) in scenario.accounts.clone() {
             model.add_account(id, asset, flags);
-            working.accounts.insert(id, account(id, workspace_id, asset, flags));
+            working.accounts.insert((workspace_id, id), account(id, workspace_id, asset, flags));
         }
         let mut now = 1_000_000_000_000;
         for _ in 0..60 {
@@ -63,10 +63,10 @@ proptest! {
             sweep_engine(&mut working, now);
             let batch = scenario.next_batch();
             let expected = model.apply(now, &batch);
-            let actual = working.apply(workspace_id, now, &batch);
+            let actual = working.apply(workspace_id, now, &batch, Origin::Client);
             prop_assert_eq!(&actual, &expected, "batch {:?}", batch);
             for (id, expected) in &model.accounts {
-                let actual = &working.accounts[id];
+                let actual = &working.accounts[&(workspace_id, *id)];
                 prop_assert_eq!(
                     (actual.debits_posted, actual.credits_posted, actual.debits_pending, actual.credits_pending),
                     (expected.debits_posted, expected.credits_posted, expected.debits_pending, expected.credits_pending)

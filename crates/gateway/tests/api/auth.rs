@@ -20,42 +20,50 @@ async fn a_call_without_a_token_is_unauthenticated() {
 }
 
 #[tokio::test]
-async fn expired_wrong_audience_and_foreign_key_tokens_are_unauthenticated() {
+async fn bad_tokens_are_unauthenticated_and_an_expired_one_says_so() {
     let app = spawn_app().await;
     let mut client = WorkspaceServiceClient::new(app.channel.clone());
     let now = chrono::Utc::now().timestamp();
-    let claims = |exp: i64, aud: &str| Claims {
-        sub: Uuid::new_v4().to_string(),
+    let claims = |sub: String, exp: i64, aud: &str| Claims {
+        sub,
         workspace: app.default_workspace.to_string(),
         roles: vec!["admin".to_owned()],
         exp,
         iat: now,
+        nbf: None,
         iss: ISSUER.to_owned(),
         aud: aud.to_owned(),
     };
-    let expired = app
-        .issuer
-        .issue_claims(&claims(now - 3600, AUDIENCE))
-        .expect("token");
-    let wrong_audience = app
-        .issuer
-        .issue_claims(&claims(now + 3600, "billing-system"))
-        .expect("token");
+    let fresh = || Uuid::new_v4().to_string();
+    let sign = |claims: &Claims| app.issuer.issue_claims(claims).expect("token");
+    let expired = sign(&claims(fresh(), now - 3600, AUDIENCE));
+    let wrong_audience = sign(&claims(fresh(), now + 3600, "billing-system"));
     let foreign_key = TokenIssuer::new(b"some-other-secret-some-other-secret")
-        .issue_claims(&claims(now + 3600, AUDIENCE))
+        .issue_claims(&claims(fresh(), now + 3600, AUDIENCE))
         .expect("token");
-    for token in [expired, wrong_audience, foreign_key, "not-a-jwt".to_owned()] {
+    let nil_subject = sign(&claims(Uuid::nil().to_string(), now + 3600, AUDIENCE));
+    let forever = sign(&claims(fresh(), i64::MAX, AUDIENCE));
+    let mut later = claims(fresh(), now + 3600, AUDIENCE);
+    later.nbf = Some(now + 600);
+    let not_yet = sign(&later);
+    let cases = [
+        (expired, "TOKEN_EXPIRED"),
+        (not_yet, "TOKEN_NOT_YET_VALID"),
+        (wrong_audience, "INVALID_TOKEN"),
+        (foreign_key, "INVALID_TOKEN"),
+        (nil_subject, "INVALID_TOKEN"),
+        (forever, "INVALID_TOKEN"),
+        ("not-a-jwt".to_owned(), "INVALID_TOKEN"),
+    ];
+    for (token, expected) in cases {
         let status = client
             .get_workspace(authed(pb::GetWorkspaceRequest::default(), &token))
             .await
             .expect_err("refused");
         assert_eq!(status.code(), Code::Unauthenticated, "{token}");
-        assert_eq!(reason(&status), "INVALID_TOKEN");
+        assert_eq!(reason(&status), expected, "{}", status.message());
     }
-    let valid = app
-        .issuer
-        .issue_claims(&claims(now + 3600, AUDIENCE))
-        .expect("token");
+    let valid = sign(&claims(fresh(), now + 3600, AUDIENCE));
     let workspace = client
         .get_workspace(authed(pb::GetWorkspaceRequest::default(), &valid))
         .await

@@ -51,7 +51,7 @@ async fn migrate_token_and_rollback_work_from_the_command_line() {
         String::from_utf8_lossy(&token.stderr)
     );
     let token = String::from_utf8(token.stdout).expect("utf8");
-    let principal = TokenVerifier::new(TEST_SECRET.as_bytes(), None)
+    let principal = TokenVerifier::new(TEST_SECRET.as_bytes(), None, 3600)
         .expect("verifier")
         .verify(token.trim())
         .expect("valid token");

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub default_workspace: Uuid,
     pub database_url: String,
     pub channel: Channel,
+    /// The running gateway's promotion module, so tests can wait on its work instead of sleeping.
+    pub promotions: Arc<promotion_core::PromotionCore>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -92,6 +94,7 @@ pub async fn spawn_app_with_clock(
         .expect("default workspace")
         .id;
     let issuer = app.issuer.clone();
+    let promotions = app.promotions.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -110,6 +113,7 @@ pub async fn spawn_app_with_clock(
         default_workspace,
         database_url,
         channel,
+        promotions,
         shutdown: Some(shutdown),
         server: Some(server),
         _data_dir: data_dir,
@@ -126,6 +130,82 @@ impl TestApp {
         self.issuer
             .issue(subject, workspace, roles, 3600)
             .expect("token")
+    }
+
+    /// Rebuilds the default workspace's selection snapshot now, as the background refresher would
+    /// within half a second.
+    pub async fn refresh_selection(&self) {
+        self.refresh_selection_of(self.default_workspace).await;
+    }
+
+    pub async fn refresh_selection_of(&self, workspace_id: Uuid) {
+        self.promotions
+            .snapshots()
+            .rebuild(workspace_id)
+            .await
+            .expect("snapshot rebuild");
+    }
+
+    /// Waits until every impression served so far is in the database.
+    pub async fn flush_impressions(&self) {
+        self.promotions
+            .flush_impressions(std::time::Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|pending| panic!("{pending} impressions never reached the database"));
+    }
+
+    /// Runs SQL on the gateway's database, with `?` placeholders (numbered for PostgreSQL).
+    pub async fn execute(&self, sql: &str, values: Vec<sea_orm::Value>) -> u64 {
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(self.database_url.as_str())
+            .await
+            .expect("connect");
+        let backend = db.get_database_backend();
+        let sql = if backend == sea_orm::DbBackend::Postgres {
+            let mut numbered = String::new();
+            let mut n = 0;
+            for c in sql.chars() {
+                if c == '?' {
+                    n += 1;
+                    numbered.push_str(&format!("${n}"));
+                } else {
+                    numbered.push(c);
+                }
+            }
+            numbered
+        } else {
+            sql.to_owned()
+        };
+        let result = db
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
+            .rows_affected();
+        db.close().await.expect("close");
+        result
+    }
+
+    /// Creates another workspace with every module and returns its id.
+    pub async fn other_workspace(&self, name: &str) -> Uuid {
+        use proto::admin::v1 as admin;
+        let created = proto::admin::v1::workspace_service_client::WorkspaceServiceClient::new(
+            self.channel.clone(),
+        )
+        .create_workspace(authed(
+            admin::CreateWorkspaceRequest {
+                request_id: request_id(),
+                name: name.to_owned(),
+                display_name: String::new(),
+                modules: vec![],
+            },
+            &self.token(&[Role::PlatformAdmin]),
+        ))
+        .await
+        .expect("create workspace")
+        .into_inner();
+        Uuid::parse_str(&created.id).expect("workspace id")
     }
 
     /// Stops the server and waits until it has drained.

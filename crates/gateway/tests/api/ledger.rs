@@ -235,7 +235,8 @@ async fn an_owner_sees_only_its_own_accounts() {
 
 #[tokio::test]
 async fn transfers_over_grpc_two_phase_history_and_pagination() {
-    let app = spawn_app().await;
+    let clock = std::sync::Arc::new(kernel::ManualClock::new(chrono::Utc::now()));
+    let app = crate::helpers::spawn_app_with_clock(|_| {}, clock.clone()).await;
     let token = app.token(&[Role::Admin]);
     let (source, wallet_id, escrow) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let created = client(&app)
@@ -274,8 +275,8 @@ async fn transfers_over_grpc_two_phase_history_and_pagination() {
         results(response),
         [pb::TransferResult::Created, pb::TransferResult::Exists]
     );
-    let after_funding = chrono::Utc::now();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let after_funding = kernel::Clock::now(clock.as_ref());
+    clock.advance(chrono::Duration::seconds(1));
 
     let pending = pb::Transfer {
         flags: Some(pb::TransferFlags {

@@ -70,7 +70,8 @@ async fn an_oversized_message_is_refused_and_changes_nothing() {
         .create_workspace(authed(request, &token))
         .await
         .expect_err("too big");
-    assert_eq!(status.code(), Code::OutOfRange);
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&status), "MESSAGE_TOO_LARGE");
     let listed = client
         .list_workspaces(authed(pb::ListWorkspacesRequest::default(), &token))
         .await

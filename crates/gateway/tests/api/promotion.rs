@@ -182,31 +182,11 @@ async fn select(app: &TestApp, generator: &str, prompt: &str) -> Vec<pb::Selecti
         .selections
 }
 
-/// Changes reach selection through a background snapshot rebuild (milliseconds): wait until eight
-/// picks in a row are promoted (probability 1 is in effect). Returns how many promoted picks (and
-/// so impressions) the wait made.
-async fn wait_until_promoted(app: &TestApp, generator: &str, prompt: &str) -> i64 {
-    let (mut streak, mut promoted) = (0, 0);
-    for _ in 0..200 {
-        if select(app, generator, prompt)
-            .await
-            .first()
-            .is_some_and(|selection| selection.promoted)
-        {
-            promoted += 1;
-            streak += 1;
-            if streak == 8 {
-                return promoted;
-            }
-        } else {
-            streak = 0;
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-    panic!("the promotion never became selectable");
-}
-
-async fn report(app: &TestApp, generator: &str, decisions: Vec<String>) -> pb::ReportUsageResponse {
+pub(crate) async fn report(
+    app: &TestApp,
+    generator: &str,
+    decisions: Vec<String>,
+) -> pb::ReportUsageResponse {
     SelectionServiceClient::new(app.channel.clone())
         .report_usage(authed(
             pb::ReportUsageRequest {
@@ -275,8 +255,8 @@ async fn a_factory_promotes_the_generator_sees_it_usage_is_charged_and_completio
     );
 
     set_selection_probability(&app, 1, 1).await;
+    app.refresh_selection().await;
     let generator = app.token(&[Role::Generator]);
-    let warm_up_impressions = wait_until_promoted(&app, &generator, "walnut").await;
     let selections = select(&app, &generator, "a walnut desk with brushed steel legs").await;
     assert_eq!(
         selections
@@ -299,48 +279,56 @@ async fn a_factory_promotes_the_generator_sees_it_usage_is_charged_and_completio
         vec![wood.decision_id.clone(), selections[1].decision_id.clone()],
     )
     .await;
-    assert_eq!((used.accepted, used.rejected_decision_ids.len()), (2, 0));
+    assert_eq!(used.accepted, 1);
+    assert_eq!(
+        rejections(&used),
+        [(
+            selections[1].decision_id.clone(),
+            pb::UsageRejection::NotPromoted
+        )],
+        "a regular pick is neither counted nor charged, and says why"
+    );
     let again = report(&app, &generator, vec![wood.decision_id.clone()]).await;
-    assert_eq!(again.rejected_decision_ids.len(), 1, "once per decision");
-    assert_eq!(again.rejected_decision_ids[0], wood.decision_id);
+    assert_eq!(
+        rejections(&again),
+        [(wood.decision_id.clone(), pb::UsageRejection::AlreadyUsed)],
+        "once per decision"
+    );
+    assert_eq!(again.rejected_decision_ids, [wood.decision_id.clone()]);
     let mut forged = wood.decision_id.clone();
     forged.replace_range(10..11, if &forged[10..11] == "A" { "B" } else { "A" });
     let forged_report = report(&app, &generator, vec![forged.clone(), "garbage".to_owned()]).await;
     assert_eq!(forged_report.accepted, 0);
+    assert_eq!(
+        rejections(&forged_report),
+        [
+            (forged, pb::UsageRejection::UnknownDecision),
+            ("garbage".to_owned(), pb::UsageRejection::UnknownDecision)
+        ]
+    );
 
-    // Impressions are written in the background; wait for every promoted pick so far.
-    let mut analytics = None;
-    for _ in 0..50 {
-        let current = PromotionServiceClient::new(app.channel.clone())
-            .get_promotion_analytics(authed(
-                pb::GetPromotionAnalyticsRequest {
-                    promotion_id: promotion.id.clone(),
-                },
-                &factory.token,
-            ))
-            .await
-            .expect("analytics")
-            .into_inner();
-        if current.impressions == warm_up_impressions + 1 {
-            analytics = Some(current);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let analytics = analytics.expect("the impression was recorded");
+    app.flush_impressions().await;
+    let analytics = PromotionServiceClient::new(app.channel.clone())
+        .get_promotion_analytics(authed(
+            pb::GetPromotionAnalyticsRequest {
+                promotion_id: promotion.id.clone(),
+            },
+            &factory.token,
+        ))
+        .await
+        .expect("analytics")
+        .into_inner();
     assert_eq!(
         (
+            analytics.impressions,
             analytics.uses,
             analytics.credits_spent,
             analytics.credits_remaining
         ),
-        (1, 1, 39)
+        (1, 1, 1, 39),
+        "one promoted pick, used once"
     );
-    assert_eq!(
-        analytics.usage_rate_bps,
-        10_000 / (warm_up_impressions + 1),
-        "one use per impression made"
-    );
+    assert_eq!(analytics.usage_rate_bps, 10_000, "one use per impression");
     assert_eq!(analytics.daily.iter().map(|d| d.uses).sum::<i64>(), 1);
     assert_eq!(
         ledger_charges(&app, &promotion.id, "PROMOTION_USE").await,
@@ -408,9 +396,8 @@ async fn a_budget_that_cannot_pay_another_use_stops_being_selected_at_once() {
     let pane = material(&app, &factory, "Float glass", "glass").await;
     let promotion = promote(&app, &factory, &pane, 2).await.expect("promotion");
     set_selection_probability(&app, 1, 1).await;
+    app.refresh_selection().await;
     let generator = app.token(&[Role::Generator]);
-    let warm_up = wait_until_promoted(&app, &generator, "glass").await;
-    assert!(warm_up >= 8);
     let mut decisions = Vec::new();
     for _ in 0..3 {
         let picks = select(&app, &generator, "glass").await;
@@ -613,26 +600,7 @@ async fn over_grpc_about_a_third_of_selections_are_promoted_weighted_by_credits(
     let light_promotion = promote(&app, &factory, &light, 100).await.expect("light");
     let heavy_promotion = promote(&app, &factory, &heavy, 300).await.expect("heavy");
     let generator = app.token(&[Role::Generator]);
-    // Wait until the snapshot holds both promotions.
-    for attempt in 0.. {
-        let seen = (0..30)
-            .map(|_| select(&app, &generator, "wood"))
-            .collect::<futures::future::JoinAll<_>>()
-            .await
-            .into_iter()
-            .filter_map(|picks| {
-                picks
-                    .first()
-                    .filter(|pick| pick.promoted)
-                    .map(|pick| pick.promotion_id.clone())
-            })
-            .collect::<std::collections::BTreeSet<_>>();
-        if seen.len() == 2 {
-            break;
-        }
-        assert!(attempt < 100, "both promotions never became selectable");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    app.refresh_selection().await;
     let (mut promoted, mut heavy_picks) = (0u32, 0u32);
     let calls = 1_500;
     for _ in 0..calls {
@@ -646,9 +614,10 @@ async fn over_grpc_about_a_third_of_selections_are_promoted_weighted_by_credits(
             }
         }
     }
-    // The warm-up's draws depend on timing, so this check is not seeded end to end: its bounds are
-    // six standard deviations wide (a false failure about once in a billion runs), still far from
-    // a share of 1/2 or an unweighted 1:1 split. The exact, seeded tests are in promotion-core.
+    // Each call's draws come from its random request id, so this check is not seeded end to end:
+    // its bounds are six standard deviations wide (a false failure about once in a billion runs),
+    // still far from a share of 1/2 or an unweighted 1:1 split. The exact, seeded tests are in
+    // promotion-core.
     let share = f64::from(promoted) / f64::from(calls);
     assert!((share - 1.0 / 3.0).abs() < 0.075, "promoted share {share}");
     let heavy_share = f64::from(heavy_picks) / f64::from(promoted);
@@ -662,19 +631,39 @@ async fn over_grpc_about_a_third_of_selections_are_promoted_weighted_by_credits(
 async fn a_decision_reported_after_the_usage_window_is_rejected() {
     let clock = std::sync::Arc::new(kernel::ManualClock::new(chrono::Utc::now()));
     let app = crate::helpers::spawn_app_with_clock(|_| {}, clock.clone()).await;
+    let factory = factory_with_credits(&app, 100).await;
     platform_materials(&app, "stone", 3).await;
+    let marble = material(&app, &factory, "Carrara", "marble").await;
+    promote(&app, &factory, &marble, 50)
+        .await
+        .expect("promotion");
+    set_selection_probability(&app, 1, 1).await;
+    app.refresh_selection().await;
     let generator = app.token(&[Role::Generator]);
     let late = select(&app, &generator, "marble").await.remove(0);
     let on_time = select(&app, &generator, "granite").await.remove(0);
+    assert!(late.promoted && on_time.promoted);
     let accepted = report(&app, &generator, vec![on_time.decision_id.clone()]).await;
     assert_eq!(accepted.accepted, 1);
+    // The window counts from the impression, written when the pick was served.
+    app.flush_impressions().await;
     clock.advance(chrono::Duration::hours(25));
     let rejected = report(&app, &generator, vec![late.decision_id.clone()]).await;
+    assert_eq!(rejected.accepted, 0);
     assert_eq!(
-        (rejected.accepted, rejected.rejected_decision_ids.len()),
-        (0, 1),
+        rejections(&rejected),
+        [(late.decision_id.clone(), pb::UsageRejection::Expired)],
         "past the 24 h window"
     );
+}
+
+/// `(decision id, reason)` of every rejection in a report.
+pub(crate) fn rejections(report: &pb::ReportUsageResponse) -> Vec<(String, pb::UsageRejection)> {
+    report
+        .rejections
+        .iter()
+        .map(|rejection| (rejection.decision_id.clone(), rejection.reason()))
+        .collect()
 }
 
 #[tokio::test]
@@ -694,10 +683,11 @@ async fn two_gateways_on_one_database_never_charge_more_than_was_allocated() {
     let generator = first.token(&[Role::Generator]);
     let mut decisions = Vec::new();
     for app in [&first, &second] {
-        let warm_up = wait_until_promoted(app, &generator, "steel").await;
-        assert!(warm_up >= 8);
+        app.refresh_selection().await;
         for _ in 0..6 {
-            decisions.push(select(app, &generator, "steel").await.remove(0).decision_id);
+            let pick = select(app, &generator, "steel").await.remove(0);
+            assert!(pick.promoted);
+            decisions.push(pick.decision_id);
         }
     }
     // Twelve promoted uses reported through both replicas at once, against a budget of five.
@@ -758,25 +748,26 @@ async fn impressions_are_charged_up_to_the_budget_and_then_the_promotion_ends() 
     platform_materials(&app, "leather", 2).await;
     let hide = material(&app, &factory, "Saddle leather", "leather").await;
     let promotion = promote(&app, &factory, &hide, 11).await.expect("promotion");
+    app.refresh_selection().await;
     let generator = app.token(&[Role::Generator]);
-    // Promoted picks until the budget is gone: 5 impressions at 2 credits use 10 of the 11, and
-    // the last credit cannot pay for another impression.
+    // One promoted pick at a time until the budget is gone: 5 impressions at 2 credits use 10 of
+    // the 11, and the last credit cannot pay for another impression.
     let mut ended = None;
-    for _ in 0..200 {
-        select(&app, &generator, "leather").await;
+    for _ in 0..10 {
+        assert!(select(&app, &generator, "leather").await[0].promoted);
+        app.flush_impressions().await;
         let current = get_promotion(&app, &factory, &promotion.id).await;
         if current.status() == pb::PromotionStatus::Completed {
             ended = Some(current);
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let ended = ended.expect("the budget ran out and the promotion ended");
     assert_eq!(
-        ended.credits_spent, 10,
+        (ended.credits_spent, ended.impression_count),
+        (10, 5),
         "never more than the budget, in whole impressions"
     );
-    assert!(ended.impression_count >= 5);
     assert_eq!(
         ledger_charges(&app, &promotion.id, "PROMOTION_IMPRESSION").await,
         10
@@ -786,9 +777,7 @@ async fn impressions_are_charged_up_to_the_budget_and_then_the_promotion_ends() 
         1
     );
     assert_eq!(wallet_balance(&app, &factory).await, 90);
-    // The writer excludes the promotion from selection right after its commit, which this test
-    // may have observed a few microseconds earlier.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The writer excluded the promotion from selection before the flush returned.
     for _ in 0..10 {
         assert!(
             !select(&app, &generator, "leather").await[0].promoted,
