@@ -239,10 +239,16 @@ impl SnapshotCache {
         self.rebuild(workspace_id).await
     }
 
-    /// Builds a fresh snapshot and swaps it in.
+    /// Builds a fresh snapshot and swaps it in, unless a rebuild that started later (it saw a
+    /// newer version) finished first: concurrent rebuilds never put an older state back.
     pub async fn rebuild(&self, workspace_id: Uuid) -> Result<Arc<Snapshot>, ServiceError> {
         let snapshot = Arc::new(load(&self.context, workspace_id).await?);
         if let Ok(mut entries) = self.entries.write() {
+            if let Some(current) = entries.get(&workspace_id)
+                && current.version > snapshot.version
+            {
+                return Ok(current.clone());
+            }
             entries.insert(workspace_id, snapshot.clone());
         }
         Ok(snapshot)

@@ -596,7 +596,15 @@ pub async fn save_type<C: ConnectionTrait>(
         created_at: existing.as_ref().map_or(now, |row| row.created_at),
         updated_at: now,
     };
-    let active: material_type::ActiveModel = row.clone().into();
+    // Every column Set: an ActiveModel made from a Model holds Unchanged values, which an
+    // update would skip.
+    let active = material_type::ActiveModel {
+        workspace_id: Set(row.workspace_id),
+        name: Set(row.name.clone()),
+        synonyms: Set(row.synonyms.clone()),
+        created_at: Set(row.created_at),
+        updated_at: Set(row.updated_at),
+    };
     if existing.is_some() {
         material_type::Entity::update(active)
             .exec(connection)

@@ -402,3 +402,74 @@ async fn verify_reports_a_tampered_transfer() {
         report.problems
     );
 }
+
+/// Sets an account's pending debits behind the ledger's back (to poison or heal it).
+async fn set_debits_pending(f: &Fixture, workspace_id: Uuid, id: Uuid, value: i64) {
+    let connection = f.ledger.context().db.connection();
+    let backend = connection.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "UPDATE ledger_account SET debits_pending = $1 WHERE workspace_id = $2 AND id = $3"
+        }
+        _ => "UPDATE ledger_account SET debits_pending = ? WHERE workspace_id = ? AND id = ?",
+    };
+    connection
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [value.into(), workspace_id.into(), id.into()],
+        ))
+        .await
+        .expect("update");
+}
+
+#[tokio::test]
+async fn a_pending_transfer_that_cannot_expire_never_holds_up_another_tenants() {
+    let f = fixture().await;
+    // A second tenant with the same account ids: keys are (workspace, id).
+    let other = Uuid::new_v4();
+    let accounts = [(f.source, 0), (f.wallet, DEBITS_MUST_NOT_EXCEED_CREDITS)]
+        .into_iter()
+        .map(|(id, flags)| NewAccount {
+            id,
+            owner_id: None,
+            asset: "CREDITS".to_owned(),
+            code: "TEST".to_owned(),
+            flags,
+            metadata: BTreeMap::new(),
+        })
+        .collect();
+    f.ledger
+        .create_accounts(other, accounts)
+        .await
+        .expect("accounts");
+    let reserve = |debit: Uuid, credit: Uuid| NewTransfer {
+        timeout_seconds: 5,
+        ..transfer(debit, credit, 10, PENDING)
+    };
+    assert_eq!(f.send(vec![reserve(f.source, f.wallet)]).await, [Created]);
+    let theirs = f
+        .ledger
+        .create_transfers(other, vec![reserve(f.source, f.wallet)])
+        .await
+        .expect("transfers");
+    assert_eq!(theirs, [Created]);
+    // Poison ours: releasing its reservation would take pending debits below zero, which the
+    // database's CHECK refuses.
+    set_debits_pending(&f, f.workspace_id, f.source, 0).await;
+    f.clock.advance(chrono::Duration::seconds(10));
+    assert_eq!(
+        f.ledger.expire_due().await.expect("sweep"),
+        1,
+        "the other tenant's reservation is released"
+    );
+    let connection = f.ledger.context().db.connection();
+    let their_source = queries::get_account(connection, other, f.source)
+        .await
+        .expect("query")
+        .expect("account");
+    assert_eq!(their_source.debits_pending, 0);
+    set_debits_pending(&f, f.workspace_id, f.source, 10).await;
+    assert_eq!(f.ledger.expire_due().await.expect("sweep"), 1, "healed");
+    assert_eq!(f.balances(f.source).await, (0, 0, 0, 0));
+}

@@ -92,3 +92,62 @@ fn bad_configuration_fails_at_start_up_with_the_setting_named() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn service_link_variables_are_ignored_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = crate::helpers::fresh_database_url(dir.path()).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_promo"))
+        .args(["migrate"])
+        .env("PROMO_DATA_DIR", dir.path())
+        .env("PROMO_DATABASE_URL", &url)
+        .env("PROMO_JWT_SECRET", TEST_SECRET)
+        // What the kubelet injects for a Service named `promo`.
+        .env("PROMO_PORT", "tcp://10.0.0.1:50051")
+        .env("PROMO_SERVICE_HOST", "10.0.0.1")
+        .output()
+        .expect("run promo");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ignoring environment variable PROMO_PORT"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("PROMO_SERVICE_HOST"), "{stderr}");
+}
+
+#[test]
+fn a_token_minted_with_a_new_secret_says_where_the_secret_is_and_who_it_acts_as() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mint = |extra: &[&str]| {
+        let mut args = vec!["token", "--role", "factory"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_promo"))
+            .args(&args)
+            .env("PROMO_DATA_DIR", dir.path())
+            .env_remove("PROMO_JWT_SECRET")
+            .env_remove("PROMO_DATABASE_URL")
+            .output()
+            .expect("run promo")
+    };
+    let first = mint(&[]);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    let secret = std::path::absolute(dir.path().join("jwt-secret")).expect("path");
+    assert!(
+        stderr.contains(&format!("created at {}", secret.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("there was no database at"), "{stderr}");
+    assert!(stderr.contains("acts as a new principal"), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout).lines().count(),
+        1,
+        "stdout holds only the token"
+    );
+    let subject = uuid::Uuid::new_v4().to_string();
+    let second = mint(&["--subject", &subject]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "nothing to warn about: {stderr}");
+}

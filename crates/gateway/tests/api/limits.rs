@@ -56,6 +56,103 @@ async fn a_principal_over_its_rate_gets_resource_exhausted_with_quota_and_retry_
 }
 
 #[tokio::test]
+async fn service_roles_are_not_held_to_human_limits_and_a_workspace_can_set_a_roles_limit() {
+    let app = spawn_app_with(|config| {
+        config.limits.rate_limit_per_second = 5;
+        config.limits.rate_limit_burst = 5;
+    })
+    .await;
+    // The generator's one token, from eight clients at once: far past the human limit of 5.
+    let generator = app.token(&[Role::Generator]);
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (channel, token) = (app.channel.clone(), generator.clone());
+            tokio::spawn(async move {
+                let mut client = WorkspaceServiceClient::new(channel);
+                for _ in 0..40 {
+                    client
+                        .get_workspace(authed(pb::GetWorkspaceRequest::default(), &token))
+                        .await?;
+                }
+                Ok::<_, tonic::Status>(())
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await
+            .expect("task")
+            .expect("a service principal is not throttled");
+    }
+
+    // A platform-admin narrows this workspace's admin limit; a workspace admin may not.
+    let mut client = WorkspaceServiceClient::new(app.channel.clone());
+    let limits = |paths: Vec<&str>| pb::UpdateSettingsRequest {
+        request_id: request_id(),
+        workspace_id: String::new(),
+        settings: Some(pb::Settings {
+            rate_limits: [(
+                "admin".to_owned(),
+                pb::RateLimit {
+                    per_second: 1,
+                    burst: 2,
+                },
+            )]
+            .into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: paths.into_iter().map(str::to_owned).collect(),
+        }),
+    };
+    let refused = client
+        .update_settings(authed(
+            limits(vec!["rate_limits"]),
+            &app.token(&[Role::Admin]),
+        ))
+        .await
+        .expect_err("not for a workspace admin");
+    assert_eq!(reason(&refused), "RATE_LIMITS_NEED_PLATFORM_ADMIN");
+    client
+        .update_settings(authed(
+            limits(vec!["rate_limits"]),
+            &app.token(&[Role::PlatformAdmin]),
+        ))
+        .await
+        .expect("a platform-admin sets it");
+    let admin = app.token(&[Role::Admin]);
+    let mut refused = None;
+    for _ in 0..4 {
+        if let Err(status) = client
+            .get_workspace(authed(pb::GetWorkspaceRequest::default(), &admin))
+            .await
+        {
+            refused = Some(status);
+            break;
+        }
+    }
+    let status = refused.expect("the workspace's burst of 2 is used up");
+    assert_eq!(reason(&status), "RATE_LIMITED");
+    let violation = status
+        .get_details_quota_failure()
+        .expect("quota failure")
+        .violations
+        .remove(0);
+    assert_eq!(violation.subject, "rate_limit:admin");
+    assert!(
+        violation
+            .description
+            .contains("workspace rate limit of role admin (1 calls per second"),
+        "{}",
+        violation.description
+    );
+    let info = status.get_details_error_info().expect("error info");
+    assert_eq!(
+        info.metadata.get("source").map(String::as_str),
+        Some("workspace")
+    );
+}
+
+#[tokio::test]
 async fn an_oversized_message_is_refused_and_changes_nothing() {
     let app = spawn_app_with(|config| config.limits.max_message_bytes = 1024).await;
     let mut client = WorkspaceServiceClient::new(app.channel.clone());

@@ -3,6 +3,7 @@
 mod access_table;
 mod admin;
 mod auth;
+mod background;
 mod cli;
 mod helpers;
 mod isolation;
@@ -11,3 +12,5 @@ mod limits;
 mod promotion;
 mod reflection;
 mod robustness;
+mod selection;
+mod taxonomy;

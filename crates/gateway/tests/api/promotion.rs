@@ -78,7 +78,7 @@ async fn material(
         .into_inner()
 }
 
-async fn platform_materials(app: &TestApp, material_type: &str, count: usize) {
+pub(crate) async fn platform_materials(app: &TestApp, material_type: &str, count: usize) {
     let materials = (0..count)
         .map(|index| pb::Material {
             name: format!("{material_type} {index}"),
@@ -119,7 +119,7 @@ async fn promote(
 }
 
 /// Updates the promotion settings named by `paths` (e.g. "promotion.cost_per_impression").
-async fn update_promotion_settings(
+pub(crate) async fn update_promotion_settings(
     app: &TestApp,
     promotion: admin::PromotionSettings,
     paths: &[&str],
@@ -166,7 +166,7 @@ async fn get_promotion(app: &TestApp, factory: &Factory, id: &str) -> pb::Promot
         .into_inner()
 }
 
-async fn select(app: &TestApp, generator: &str, prompt: &str) -> Vec<pb::Selection> {
+pub(crate) async fn select(app: &TestApp, generator: &str, prompt: &str) -> Vec<pb::Selection> {
     SelectionServiceClient::new(app.channel.clone())
         .select_materials(authed(
             pb::SelectMaterialsRequest {
@@ -294,7 +294,10 @@ async fn a_factory_promotes_the_generator_sees_it_usage_is_charged_and_completio
         [(wood.decision_id.clone(), pb::UsageRejection::AlreadyUsed)],
         "once per decision"
     );
-    assert_eq!(again.rejected_decision_ids, [wood.decision_id.clone()]);
+    assert_eq!(
+        again.rejected_decision_ids,
+        std::slice::from_ref(&wood.decision_id)
+    );
     let mut forged = wood.decision_id.clone();
     forged.replace_range(10..11, if &forged[10..11] == "A" { "B" } else { "A" });
     let forged_report = report(&app, &generator, vec![forged.clone(), "garbage".to_owned()]).await;
