@@ -7,7 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+mod chain;
 pub mod domain;
+mod expiry;
 pub mod queries;
 pub mod service;
 pub mod store;
@@ -136,7 +138,7 @@ impl Ledger {
         let mut total = 0;
         loop {
             let now = kernel::clock::to_micros(self.context.clock.now());
-            let due = store::due_pending(self.context.db.connection(), now, EXPIRY_ROUND).await?;
+            let due = expiry::due_pending(self.context.db.connection(), now, EXPIRY_ROUND).await?;
             let full_round = due.len() as u64 == EXPIRY_ROUND;
             let ready: BTreeSet<Key> = due
                 .into_iter()
@@ -177,7 +179,7 @@ impl Ledger {
         self.context
             .write(|txn| async move {
                 let now = kernel::clock::to_micros(self.context.clock.now());
-                let expired = store::expire_keys(&*txn, keys, now).await?;
+                let expired = expiry::expire_keys(&*txn, keys, now).await?;
                 Ok((txn, expired))
             })
             .await

@@ -7,7 +7,6 @@ use kernel::ServiceError;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, QueryFilter, QueryOrder, QuerySelect};
-use sha2::{Digest, Sha256};
 
 use crate::domain::{Account, Key, Origin, PendingState, Transfer, TransferResult, WorkingSet};
 
@@ -112,8 +111,8 @@ pub mod chain_head {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// The hash every workspace's chain starts from.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+use crate::chain::lock_chain_head;
+pub use crate::chain::{GENESIS_HASH, chain_hash};
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bind-parameter limits.
 const CHUNK: usize = 500;
@@ -217,27 +216,7 @@ fn transfer_to_row(transfer: &Transfer, seq: i64, hash: String) -> transfer::Act
     }
 }
 
-/// The chained hash of one transfer: what it moved, between whom, when, and the hash before it.
-pub fn chain_hash(previous: &str, seq: i64, transfer: &Transfer) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(previous.as_bytes());
-    hasher.update(seq.to_le_bytes());
-    hasher.update(transfer.id.as_bytes());
-    hasher.update(transfer.workspace_id.as_bytes());
-    hasher.update(transfer.debit_account_id.as_bytes());
-    hasher.update(transfer.credit_account_id.as_bytes());
-    hasher.update(transfer.amount.to_le_bytes());
-    hasher.update(transfer.pending_id.unwrap_or_default().as_bytes());
-    hasher.update(transfer.flags.to_le_bytes());
-    hasher.update((transfer.code.len() as u64).to_le_bytes());
-    hasher.update(transfer.code.as_bytes());
-    hasher.update((transfer.reference.len() as u64).to_le_bytes());
-    hasher.update(transfer.reference.as_bytes());
-    hasher.update(transfer.created_at.to_le_bytes());
-    hex::encode(hasher.finalize())
-}
-
-fn is_postgres<C: ConnectionTrait>(connection: &C) -> bool {
+pub(crate) fn is_postgres<C: ConnectionTrait>(connection: &C) -> bool {
     connection.get_database_backend() == DbBackend::Postgres
 }
 
@@ -316,7 +295,7 @@ fn by_workspace(keys: &BTreeSet<Key>) -> BTreeMap<Uuid, Vec<Uuid>> {
 
 /// Loads what the engine needs of accounts (not their code, owner or metadata), locking them in
 /// ascending `(workspace_id, id)` order on PostgreSQL.
-async fn load_accounts<C: ConnectionTrait>(
+pub(crate) async fn load_accounts<C: ConnectionTrait>(
     connection: &C,
     keys: &BTreeSet<Key>,
     working: &mut WorkingSet,
@@ -377,7 +356,7 @@ async fn load_accounts<C: ConnectionTrait>(
     Ok(())
 }
 
-async fn load_transfers<C: ConnectionTrait>(
+pub(crate) async fn load_transfers<C: ConnectionTrait>(
     connection: &C,
     keys: &BTreeSet<Key>,
     lock: bool,
@@ -594,87 +573,4 @@ fn unique_is_conflict(error: DbErr) -> ServiceError {
     } else {
         error.into()
     }
-}
-
-async fn lock_chain_head<C: ConnectionTrait>(
-    connection: &C,
-    workspace_id: Uuid,
-) -> Result<(i64, String), ServiceError> {
-    let head = chain_head::ActiveModel {
-        workspace_id: Set(workspace_id),
-        seq: Set(0),
-        hash: Set(GENESIS_HASH.to_owned()),
-    };
-    chain_head::Entity::insert(head)
-        .on_conflict(
-            OnConflict::column(chain_head::Column::WorkspaceId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(connection)
-        .await?;
-    let mut query = chain_head::Entity::find_by_id(workspace_id);
-    if is_postgres(connection) {
-        query = query.lock_exclusive();
-    }
-    let head = query
-        .one(connection)
-        .await?
-        .ok_or_else(|| ServiceError::internal(format!("chain head of {workspace_id} vanished")))?;
-    Ok((head.seq, head.hash))
-}
-
-/// Up to `limit` pending transfers whose timeout passed before `now`, oldest deadline first.
-pub async fn due_pending<C: ConnectionTrait>(
-    connection: &C,
-    now: i64,
-    limit: u64,
-) -> Result<Vec<Key>, ServiceError> {
-    Ok(transfer::Entity::find()
-        .select_only()
-        .columns([transfer::Column::WorkspaceId, transfer::Column::Id])
-        .filter(transfer::Column::PendingState.eq(PendingState::Pending as i16))
-        .filter(transfer::Column::ExpiresAt.lte(now))
-        .order_by_asc(transfer::Column::ExpiresAt)
-        .limit(limit)
-        .into_tuple::<(Uuid, Uuid)>()
-        .all(connection)
-        .await?)
-}
-
-/// Voids the given pending transfers if they are still pending and due.
-pub async fn expire_keys<C: ConnectionTrait>(
-    connection: &C,
-    due: &BTreeSet<Key>,
-    now: i64,
-) -> Result<usize, ServiceError> {
-    if due.is_empty() {
-        return Ok(0);
-    }
-    let mut working = WorkingSet::default();
-    load_transfers(connection, due, true, &mut working).await?;
-    let account_ids: BTreeSet<Key> = working
-        .transfers
-        .values()
-        .flat_map(|t| {
-            [
-                (t.workspace_id, t.debit_account_id),
-                (t.workspace_id, t.credit_account_id),
-            ]
-        })
-        .collect();
-    load_accounts(connection, &account_ids, &mut working).await?;
-    let expired = due
-        .iter()
-        .filter(|key| {
-            working
-                .transfers
-                .get(key)
-                .and_then(|t| t.expires_at)
-                .is_some_and(|at| at <= now)
-                && working.expire(**key)
-        })
-        .count();
-    persist(connection, &mut working, now).await?;
-    Ok(expired)
 }
