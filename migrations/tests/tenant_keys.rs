@@ -1,61 +1,29 @@
 //! The tenant-key migration moves existing rows, marks derived accounts as managed, and rolls back.
 
 use migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use uuid::Uuid;
 
 async fn fresh(dir: &std::path::Path) -> DatabaseConnection {
-    let url = match std::env::var("PROMO_TEST_DATABASE_URL") {
-        Ok(admin_url) if !admin_url.is_empty() => {
-            let name = format!("test_{}", Uuid::new_v4().simple());
-            kernel::db::create_postgres_database(&admin_url, &name)
-                .await
-                .unwrap_or_else(|error| {
-                    panic!("PROMO_TEST_DATABASE_URL is set but unusable: {error}")
-                })
-        }
-        _ => format!("sqlite://{}?mode=rwc", dir.join("m.db").display()),
-    };
+    let url = kernel::db::fresh_test_database_url(dir, "m.db")
+        .await
+        .unwrap_or_else(|error| panic!("PROMO_TEST_DATABASE_URL is set but unusable: {error}"));
     Database::connect(url).await.expect("connect")
 }
 
 async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) {
-    let sql = if db.get_database_backend() == DbBackend::Postgres {
-        let mut numbered = String::new();
-        let mut n = 0;
-        for c in sql.chars() {
-            if c == '?' {
-                n += 1;
-                numbered.push_str(&format!("${n}"));
-            } else {
-                numbered.push(c);
-            }
-        }
-        numbered
-    } else {
-        sql.to_owned()
-    };
-    db.execute_raw(Statement::from_sql_and_values(
-        db.get_database_backend(),
-        sql,
-        values,
-    ))
-    .await
-    .unwrap_or_else(|error| panic!("{error}"));
+    let backend = db.get_database_backend();
+    let sql = kernel::db::placeholders_for(backend, sql);
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
 }
 
 async fn count(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) -> i64 {
-    let sql = if db.get_database_backend() == DbBackend::Postgres {
-        sql.replacen('?', "$1", 1).replacen('?', "$2", 1)
-    } else {
-        sql.to_owned()
-    };
+    let backend = db.get_database_backend();
+    let sql = kernel::db::placeholders_for(backend, sql);
     let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            sql,
-            values,
-        ))
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
         .await
         .expect("query")
         .expect("row");

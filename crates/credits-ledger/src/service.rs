@@ -49,6 +49,7 @@ fn account_to_proto(account: &Account) -> pb::Account {
                 != 0,
             credits_must_not_exceed_debits: account.flags & domain::CREDITS_MUST_NOT_EXCEED_DEBITS
                 != 0,
+            managed_by_domain: account.is_managed(),
         }),
         debits_posted: account.debits_posted,
         credits_posted: account.credits_posted,
@@ -217,6 +218,13 @@ fn parse_accounts(accounts: &[pb::Account]) -> Result<Vec<(NewAccount, bool)>, S
             }
             bits
         });
+        if account.flags.is_some_and(|flags| flags.managed_by_domain) {
+            return Err(ServiceError::invalid_field(
+                DOMAIN,
+                &format!("accounts[{index}].flags.managed_by_domain"),
+                "is set by the platform for the accounts its domains manage",
+            ));
+        }
         // Balances are the ledger's to compute; a request that presets them is refused outright.
         let presets_balances = account.debits_posted != 0
             || account.credits_posted != 0

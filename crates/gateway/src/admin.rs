@@ -1,5 +1,6 @@
 //! promo.admin.v1.WorkspaceService: workspaces, their modules and their typed settings.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kernel::clock::micros_to_timestamp;
@@ -89,6 +90,22 @@ fn workspace_not_found() -> ServiceError {
     ServiceError::not_found(DOMAIN, "WORKSPACE_NOT_FOUND", "workspace")
 }
 
+fn rate_limits_from_proto(update: &pb::Settings) -> BTreeMap<String, RateLimit> {
+    update
+        .rate_limits
+        .iter()
+        .map(|(role, limit)| {
+            (
+                role.clone(),
+                RateLimit {
+                    per_second: limit.per_second,
+                    burst: limit.burst,
+                },
+            )
+        })
+        .collect()
+}
+
 /// Applies the masked fields of `update` to `current`; unknown paths and missing values are
 /// field violations. Rate limits are part of a workspace's subscription: only a platform-admin
 /// may change them.
@@ -122,37 +139,13 @@ fn apply_mask(
         match path.as_str() {
             "time_zone" => next.time_zone = update.time_zone.clone(),
             "rate_limits" => {
-                next.rate_limits = update
-                    .rate_limits
-                    .iter()
-                    .map(|(role, limit)| {
-                        (
-                            role.clone(),
-                            RateLimit {
-                                per_second: limit.per_second,
-                                burst: limit.burst,
-                            },
-                        )
-                    })
-                    .collect();
+                next.rate_limits = rate_limits_from_proto(update);
             }
             "*" | "promotion" => {
                 let promotion = update.promotion.as_ref().ok_or_else(missing_promotion)?;
                 if path == "*" {
                     next.time_zone = update.time_zone.clone();
-                    next.rate_limits = update
-                        .rate_limits
-                        .iter()
-                        .map(|(role, limit)| {
-                            (
-                                role.clone(),
-                                RateLimit {
-                                    per_second: limit.per_second,
-                                    burst: limit.burst,
-                                },
-                            )
-                        })
-                        .collect();
+                    next.rate_limits = rate_limits_from_proto(update);
                 }
                 let probability = promotion.selection_probability.unwrap_or_default();
                 next.promotion.selection_probability = Fraction {

@@ -190,6 +190,37 @@ pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<Str
     })
 }
 
+/// The database a test (or benchmark) should use, fresh: a new PostgreSQL database named
+/// `test_<uuid>` when `PROMO_TEST_DATABASE_URL` names a server, else a SQLite file `file` in `dir`.
+/// A server that is named but unusable is an error, never a silent fall-back to SQLite.
+pub async fn fresh_test_database_url(dir: &std::path::Path, file: &str) -> Result<String, DbErr> {
+    match std::env::var("PROMO_TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+            create_postgres_database(&admin_url, &name).await
+        }
+        _ => Ok(format!("sqlite://{}?mode=rwc", dir.join(file).display())),
+    }
+}
+
+/// `sql` written with `?` placeholders, numbered (`$1`, `$2`, …) for PostgreSQL.
+pub fn placeholders_for(backend: DbBackend, sql: &str) -> String {
+    if backend != DbBackend::Postgres {
+        return sql.to_owned();
+    }
+    let mut numbered = String::with_capacity(sql.len() + 8);
+    let mut count = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            count += 1;
+            numbered.push_str(&format!("${count}"));
+        } else {
+            numbered.push(c);
+        }
+    }
+    numbered
+}
+
 /// What a database error means for the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DbErrorKind {
@@ -252,6 +283,16 @@ pub fn is_unique_violation(error: &DbErr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgresql_only() {
+        let sql = "UPDATE t SET a = ? WHERE b = ?";
+        assert_eq!(
+            placeholders_for(DbBackend::Postgres, sql),
+            "UPDATE t SET a = $1 WHERE b = $2"
+        );
+        assert_eq!(placeholders_for(DbBackend::Sqlite, sql), sql);
+    }
 
     #[test]
     fn sqlstate_and_sqlite_codes_are_classified() {

@@ -60,6 +60,18 @@ pub fn may_manage(principal: &Principal, row: &promotion::Model) -> bool {
     row.factory_id == principal.subject || principal.has_any_role(&[Role::Admin, Role::Ops])
 }
 
+/// The promotion, locked, if the caller may manage it; otherwise exactly like a missing one.
+async fn lock_managed(
+    txn: &WriteTxn,
+    principal: &Principal,
+    promotion_id: Uuid,
+) -> Result<promotion::Model, ServiceError> {
+    store::lock_promotion(&**txn, principal.workspace_id, promotion_id)
+        .await?
+        .filter(|row| may_manage(principal, row))
+        .ok_or_else(promotion_not_found)
+}
+
 /// Inputs of a new promotion, validated by the service.
 pub struct NewPromotion {
     pub material_id: Uuid,
@@ -219,10 +231,7 @@ impl PromotionCore {
     ) -> Result<promotion::Model, ServiceError> {
         let workspace_id = principal.workspace_id;
         let now = self.now();
-        let row = store::lock_promotion(&**txn, workspace_id, promotion_id)
-            .await?
-            .filter(|row| may_manage(principal, row))
-            .ok_or_else(promotion_not_found)?;
+        let row = lock_managed(txn, principal, promotion_id).await?;
         let stored = Status::from_i32(row.status).unwrap_or(Status::Completed);
         if domain::effective_status(stored, row.start_time, row.end_time, now) == Status::Completed
         {
@@ -283,10 +292,7 @@ impl PromotionCore {
     ) -> Result<promotion::Model, ServiceError> {
         let workspace_id = principal.workspace_id;
         let now = self.now();
-        let row = store::lock_promotion(&**txn, workspace_id, promotion_id)
-            .await?
-            .filter(|row| may_manage(principal, row))
-            .ok_or_else(promotion_not_found)?;
+        let row = lock_managed(txn, principal, promotion_id).await?;
         let stored = Status::from_i32(row.status).unwrap_or(Status::Completed);
         if stored == Status::Completed {
             return Err(ServiceError::failed_precondition(

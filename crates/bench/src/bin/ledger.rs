@@ -88,7 +88,7 @@ async fn set_up(gateway: &Gateway, channel: Channel) -> anyhow::Result<(Uuid, Ve
                     code: "BENCH".to_owned(),
                     flags: Some(pb::AccountFlags {
                         debits_must_not_exceed_credits: *id != source,
-                        credits_must_not_exceed_debits: false,
+                        ..Default::default()
                     }),
                     ..Default::default()
                 })

@@ -152,6 +152,29 @@ impl WorkingSet {
         self.accounts.get(&(workspace_id, id))
     }
 
+    /// Copies of the two accounts a transfer moves, if both exist in the workspace and `origin`
+    /// may move them (a client may not move accounts a domain manages).
+    fn movable_accounts(
+        &self,
+        workspace_id: Uuid,
+        origin: Origin,
+        debit_id: Uuid,
+        credit_id: Uuid,
+    ) -> Result<(Account, Account), TransferResult> {
+        let debit = self
+            .account_in(workspace_id, debit_id)
+            .cloned()
+            .ok_or(TransferResult::DebitAccountNotFound)?;
+        let credit = self
+            .account_in(workspace_id, credit_id)
+            .cloned()
+            .ok_or(TransferResult::CreditAccountNotFound)?;
+        if origin == Origin::Client && (debit.is_managed() || credit.is_managed()) {
+            return Err(TransferResult::AccountManagedByDomain);
+        }
+        Ok((debit, credit))
+    }
+
     fn save_account(&mut self, account: Account) {
         let key = account.key();
         if let Some(before) = self.accounts.insert(key, account) {
@@ -223,17 +246,12 @@ impl WorkingSet {
         transfer: &NewTransfer,
     ) -> Result<TransferResult, TransferResult> {
         use TransferResult::*;
-        let mut debit = self
-            .account_in(workspace_id, transfer.debit_account_id)
-            .cloned()
-            .ok_or(DebitAccountNotFound)?;
-        let mut credit = self
-            .account_in(workspace_id, transfer.credit_account_id)
-            .cloned()
-            .ok_or(CreditAccountNotFound)?;
-        if origin == Origin::Client && (debit.is_managed() || credit.is_managed()) {
-            return Err(AccountManagedByDomain);
-        }
+        let (mut debit, mut credit) = self.movable_accounts(
+            workspace_id,
+            origin,
+            transfer.debit_account_id,
+            transfer.credit_account_id,
+        )?;
         if debit.asset != credit.asset {
             return Err(AssetMismatch);
         }
@@ -367,17 +385,12 @@ impl WorkingSet {
             }
             requested => requested,
         };
-        let mut debit = self
-            .account_in(workspace_id, pending.debit_account_id)
-            .cloned()
-            .ok_or(DebitAccountNotFound)?;
-        let mut credit = self
-            .account_in(workspace_id, pending.credit_account_id)
-            .cloned()
-            .ok_or(CreditAccountNotFound)?;
-        if origin == Origin::Client && (debit.is_managed() || credit.is_managed()) {
-            return Err(AccountManagedByDomain);
-        }
+        let (mut debit, mut credit) = self.movable_accounts(
+            workspace_id,
+            origin,
+            pending.debit_account_id,
+            pending.credit_account_id,
+        )?;
         debit.debits_pending -= pending.amount;
         credit.credits_pending -= pending.amount;
         if post {

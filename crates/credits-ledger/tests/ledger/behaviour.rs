@@ -407,12 +407,10 @@ async fn verify_reports_a_tampered_transfer() {
 async fn set_debits_pending(f: &Fixture, workspace_id: Uuid, id: Uuid, value: i64) {
     let connection = f.ledger.context().db.connection();
     let backend = connection.get_database_backend();
-    let sql = match backend {
-        sea_orm::DbBackend::Postgres => {
-            "UPDATE ledger_account SET debits_pending = $1 WHERE workspace_id = $2 AND id = $3"
-        }
-        _ => "UPDATE ledger_account SET debits_pending = ? WHERE workspace_id = ? AND id = ?",
-    };
+    let sql = kernel::db::placeholders_for(
+        backend,
+        "UPDATE ledger_account SET debits_pending = ? WHERE workspace_id = ? AND id = ?",
+    );
     connection
         .execute_raw(sea_orm::Statement::from_sql_and_values(
             backend,

@@ -13,17 +13,9 @@ pub struct TestDb {
 
 pub async fn test_db(clock: Arc<dyn Clock>) -> TestDb {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = match std::env::var("PROMO_TEST_DATABASE_URL") {
-        Ok(admin_url) if !admin_url.is_empty() => {
-            let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-            kernel::db::create_postgres_database(&admin_url, &name)
-                .await
-                .unwrap_or_else(|error| {
-                    panic!("PROMO_TEST_DATABASE_URL is set but unusable: {error}")
-                })
-        }
-        _ => format!("sqlite://{}", dir.path().join("ledger.db").display()),
-    };
+    let url = kernel::db::fresh_test_database_url(dir.path(), "ledger.db")
+        .await
+        .unwrap_or_else(|error| panic!("PROMO_TEST_DATABASE_URL is set but unusable: {error}"));
     let options = DbOptions {
         max_connections: 32,
         ..DbOptions::default()

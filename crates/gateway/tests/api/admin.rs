@@ -17,7 +17,7 @@ fn create_request(name: &str) -> pb::CreateWorkspaceRequest {
 
 #[tokio::test]
 async fn the_default_workspace_exists_with_every_module() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let mut client = WorkspaceServiceClient::new(app.channel.clone());
     let workspace = client
         .get_workspace(authed(

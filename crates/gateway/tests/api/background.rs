@@ -8,11 +8,12 @@ use kernel::Role;
 use proto::ledger::v1 as ledger;
 use proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use proto::promotion::v1 as pb;
-use proto::promotion::v1::material_service_client::MaterialServiceClient;
 use proto::promotion::v1::promotion_service_client::PromotionServiceClient;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, authed, request_id, spawn_app, spawn_app_with_clock};
+use crate::helpers::{
+    TestApp, authed, create_material, purchase, request_id, spawn_app, spawn_app_with_clock,
+};
 
 /// A factory with credits, a material and a promotion, in one workspace.
 pub(crate) struct Promoted {
@@ -30,34 +31,17 @@ pub(crate) async fn promoted(
     end_time: Option<prost_types::Timestamp>,
 ) -> Promoted {
     let factory = Uuid::new_v4();
-    LedgerServiceClient::new(app.channel.clone())
-        .purchase_credits(authed(
-            ledger::PurchaseCreditsRequest {
-                request_id: request_id(),
-                owner_id: factory.to_string(),
-                amount: credits,
-                payment_reference: format!("pay-{factory}"),
-            },
-            &app.token_for(Uuid::new_v4(), workspace, &[Role::Billing]),
-        ))
+    purchase(app, workspace, factory, credits, &format!("pay-{factory}"))
         .await
         .expect("purchase");
     let token = app.token_for(factory, workspace, &[Role::Factory]);
-    let material = MaterialServiceClient::new(app.channel.clone())
-        .create_material(authed(
-            pb::CreateMaterialRequest {
-                request_id: request_id(),
-                material: Some(pb::Material {
-                    name: format!("{material_type} by {factory}"),
-                    material_type: material_type.to_owned(),
-                    ..Default::default()
-                }),
-            },
-            &token,
-        ))
-        .await
-        .expect("material")
-        .into_inner();
+    let material = create_material(
+        app,
+        &token,
+        &format!("{material_type} by {factory}"),
+        material_type,
+    )
+    .await;
     let promotion = PromotionServiceClient::new(app.channel.clone())
         .create_promotion(authed(
             pb::CreatePromotionRequest {

@@ -39,17 +39,9 @@ fn init_test_logging() {
 
 /// A fresh database URL for one test.
 pub async fn fresh_database_url(data_dir: &std::path::Path) -> String {
-    match std::env::var("PROMO_TEST_DATABASE_URL") {
-        Ok(admin_url) if !admin_url.is_empty() => {
-            let name = format!("test_{}", Uuid::new_v4().simple());
-            kernel::db::create_postgres_database(&admin_url, &name)
-                .await
-                .unwrap_or_else(|error| {
-                    panic!("PROMO_TEST_DATABASE_URL is set but unusable: {error}")
-                })
-        }
-        _ => format!("sqlite://{}", data_dir.join("promo.db").display()),
-    }
+    kernel::db::fresh_test_database_url(data_dir, "promo.db")
+        .await
+        .unwrap_or_else(|error| panic!("PROMO_TEST_DATABASE_URL is set but unusable: {error}"))
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -161,21 +153,7 @@ impl TestApp {
             .await
             .expect("connect");
         let backend = db.get_database_backend();
-        let sql = if backend == sea_orm::DbBackend::Postgres {
-            let mut numbered = String::new();
-            let mut n = 0;
-            for c in sql.chars() {
-                if c == '?' {
-                    n += 1;
-                    numbered.push_str(&format!("${n}"));
-                } else {
-                    numbered.push(c);
-                }
-            }
-            numbered
-        } else {
-            sql.to_owned()
-        };
+        let sql = kernel::db::placeholders_for(backend, sql);
         let result = db
             .execute_raw(sea_orm::Statement::from_sql_and_values(
                 backend, sql, values,
@@ -209,7 +187,7 @@ impl TestApp {
     }
 
     /// Stops the server and waits until it has drained.
-    pub async fn stop(mut self) {
+    pub async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -248,4 +226,52 @@ pub fn reason(status: &tonic::Status) -> String {
         .get_details_error_info()
         .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"))
         .reason
+}
+
+/// Billing buys `amount` credits for `owner` in `workspace` (one purchase per `reference`).
+pub async fn purchase(
+    app: &TestApp,
+    workspace: Uuid,
+    owner: Uuid,
+    amount: i64,
+    reference: &str,
+) -> Result<proto::ledger::v1::Transfer, tonic::Status> {
+    proto::ledger::v1::ledger_service_client::LedgerServiceClient::new(app.channel.clone())
+        .purchase_credits(authed(
+            proto::ledger::v1::PurchaseCreditsRequest {
+                request_id: request_id(),
+                owner_id: owner.to_string(),
+                amount,
+                payment_reference: reference.to_owned(),
+            },
+            &app.token_for(Uuid::new_v4(), workspace, &[Role::Billing]),
+        ))
+        .await
+        .map(|response| response.into_inner())
+}
+
+/// Creates a material as the principal of `token` (a factory owns what it creates).
+pub async fn create_material(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    material_type: &str,
+) -> proto::promotion::v1::Material {
+    use proto::promotion::v1 as pb;
+    pb::material_service_client::MaterialServiceClient::new(app.channel.clone())
+        .create_material(authed(
+            pb::CreateMaterialRequest {
+                request_id: request_id(),
+                material: Some(pb::Material {
+                    name: name.to_owned(),
+                    material_type: material_type.to_owned(),
+                    tags: vec!["Premium".to_owned()],
+                    ..Default::default()
+                }),
+            },
+            token,
+        ))
+        .await
+        .expect("material")
+        .into_inner()
 }

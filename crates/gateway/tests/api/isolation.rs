@@ -6,12 +6,11 @@ use kernel::Role;
 use proto::ledger::v1 as ledger;
 use proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use proto::promotion::v1 as pb;
-use proto::promotion::v1::material_service_client::MaterialServiceClient;
 use proto::promotion::v1::promotion_service_client::PromotionServiceClient;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, authed, reason, request_id, spawn_app};
+use crate::helpers::{TestApp, authed, create_material, purchase, reason, request_id, spawn_app};
 
 fn account(id: Uuid) -> ledger::Account {
     ledger::Account {
@@ -68,27 +67,6 @@ async fn create_transfers(
         .iter()
         .map(|result| result.result())
         .collect()
-}
-
-async fn purchase(
-    app: &TestApp,
-    workspace: Uuid,
-    owner: Uuid,
-    amount: i64,
-    reference: &str,
-) -> Result<ledger::Transfer, tonic::Status> {
-    LedgerServiceClient::new(app.channel.clone())
-        .purchase_credits(authed(
-            ledger::PurchaseCreditsRequest {
-                request_id: request_id(),
-                owner_id: owner.to_string(),
-                amount,
-                payment_reference: reference.to_owned(),
-            },
-            &app.token_for(Uuid::new_v4(), workspace, &[Role::Billing]),
-        ))
-        .await
-        .map(|response| response.into_inner())
 }
 
 /// Puts rows into workspace `squatter` under ids the platform derives for `victim`, the way the
@@ -149,21 +127,7 @@ async fn another_workspaces_derived_ids_can_neither_be_created_nor_squatted() {
 
     // The victim factory promotes, its promoted use is charged, and completion refunds.
     let factory_token = app.token_for(factory, victim, &[Role::Factory]);
-    let material = MaterialServiceClient::new(app.channel.clone())
-        .create_material(authed(
-            pb::CreateMaterialRequest {
-                request_id: request_id(),
-                material: Some(pb::Material {
-                    name: "Oak".to_owned(),
-                    material_type: "wood".to_owned(),
-                    ..Default::default()
-                }),
-            },
-            &factory_token,
-        ))
-        .await
-        .expect("material")
-        .into_inner();
+    let material = create_material(&app, &factory_token, "Oak", "wood").await;
     let promotion = PromotionServiceClient::new(app.channel.clone())
         .create_promotion(authed(
             pb::CreatePromotionRequest {
@@ -295,6 +259,27 @@ async fn accounts_a_domain_manages_cannot_be_moved_by_a_generic_transfer() {
         .expect("wallet")
         .into_inner();
     assert_eq!(wallet_balance.balance, 100, "nothing moved");
+    assert!(
+        wallet_balance
+            .flags
+            .is_some_and(|flags| flags.managed_by_domain)
+    );
+    let claimed = LedgerServiceClient::new(app.channel.clone())
+        .create_accounts(authed(
+            ledger::CreateAccountsRequest {
+                accounts: vec![ledger::Account {
+                    flags: Some(ledger::AccountFlags {
+                        managed_by_domain: true,
+                        ..Default::default()
+                    }),
+                    ..account(Uuid::new_v4())
+                }],
+            },
+            &admin,
+        ))
+        .await
+        .expect_err("a client cannot make a managed account");
+    assert_eq!(claimed.code(), Code::InvalidArgument);
 }
 
 #[tokio::test]
@@ -310,28 +295,8 @@ async fn a_request_id_belongs_to_the_principal_that_sent_it() {
         .expect("purchase");
     let first_token = app.token_for(first, workspace, &[Role::Factory]);
     let second_token = app.token_for(second, workspace, &[Role::Factory]);
-    let material = |token: String| {
-        let app = &app;
-        async move {
-            MaterialServiceClient::new(app.channel.clone())
-                .create_material(authed(
-                    pb::CreateMaterialRequest {
-                        request_id: request_id(),
-                        material: Some(pb::Material {
-                            name: "Oak".to_owned(),
-                            material_type: "wood".to_owned(),
-                            ..Default::default()
-                        }),
-                    },
-                    &token,
-                ))
-                .await
-                .expect("material")
-                .into_inner()
-        }
-    };
-    let first_oak = material(first_token.clone()).await;
-    let second_oak = material(second_token.clone()).await;
+    let first_oak = create_material(&app, &first_token, "Oak", "wood").await;
+    let second_oak = create_material(&app, &second_token, "Oak", "wood").await;
     let shared_request_id = request_id();
     let create = |token: String, material_id: String| {
         let (app, shared_request_id) = (&app, shared_request_id.clone());

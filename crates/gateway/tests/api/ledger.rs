@@ -25,7 +25,7 @@ fn account(id: Uuid, flags: Option<pb::AccountFlags>) -> pb::Account {
 fn no_overdraft() -> Option<pb::AccountFlags> {
     Some(pb::AccountFlags {
         debits_must_not_exceed_credits: true,
-        credits_must_not_exceed_debits: false,
+        ..Default::default()
     })
 }
 

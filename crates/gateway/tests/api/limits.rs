@@ -178,7 +178,7 @@ async fn an_oversized_message_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn rpc_latency_is_recorded_by_method_and_status() {
+async fn rpc_latency_by_method_and_status_and_background_failures_by_job_are_recorded() {
     let handle = gateway::telemetry::prometheus_builder()
         .expect("builder")
         .install_recorder()
@@ -199,6 +199,27 @@ async fn rpc_latency_is_recorded_by_method_and_status() {
     let bucket = "promo_rpc_duration_seconds_bucket{method=\"/promo.admin.v1.WorkspaceService/GetWorkspace\",code=\"ok\"";
     assert!(text.contains(bucket), "{text}");
     assert!(text.contains("code=\"unauthenticated\""), "{text}");
+
+    // A promotion the sweeper must complete (a use now costs more than it holds), whose refund
+    // cannot go through: the failure is counted under its job.
+    let stuck =
+        crate::background::promoted(&app, app.default_workspace, "stone", 100, 3, None).await;
+    crate::promotion::update_promotion_settings(
+        &app,
+        pb::PromotionSettings {
+            cost_per_use: 5,
+            ..Default::default()
+        },
+        &["promotion.cost_per_use"],
+    )
+    .await;
+    stuck.poison(&app, true).await;
+    assert_eq!(app.promotions.sweep().await.failed, 1);
+    let text = handle.render();
+    assert!(
+        text.contains("promo_background_failures_total{job=\"promotion_sweeper\"}"),
+        "{text}"
+    );
 }
 
 fn big_batch(

@@ -20,18 +20,15 @@ struct Factory {
 
 async fn factory_with_credits(app: &TestApp, credits: i64) -> Factory {
     let id = Uuid::new_v4();
-    LedgerServiceClient::new(app.channel.clone())
-        .purchase_credits(authed(
-            ledger::PurchaseCreditsRequest {
-                request_id: request_id(),
-                owner_id: id.to_string(),
-                amount: credits,
-                payment_reference: format!("pay-{id}"),
-            },
-            &app.token(&[Role::Billing]),
-        ))
-        .await
-        .expect("purchase");
+    crate::helpers::purchase(
+        app,
+        app.default_workspace,
+        id,
+        credits,
+        &format!("pay-{id}"),
+    )
+    .await
+    .expect("purchase");
     Factory {
         id,
         token: app.token_for(id, app.default_workspace, &[Role::Factory]),
@@ -60,22 +57,7 @@ async fn material(
     name: &str,
     material_type: &str,
 ) -> pb::Material {
-    MaterialServiceClient::new(app.channel.clone())
-        .create_material(authed(
-            pb::CreateMaterialRequest {
-                request_id: request_id(),
-                material: Some(pb::Material {
-                    name: name.to_owned(),
-                    material_type: material_type.to_owned(),
-                    tags: vec!["Premium".to_owned()],
-                    ..Default::default()
-                }),
-            },
-            &factory.token,
-        ))
-        .await
-        .expect("material")
-        .into_inner()
+    crate::helpers::create_material(app, &factory.token, name, material_type).await
 }
 
 pub(crate) async fn platform_materials(app: &TestApp, material_type: &str, count: usize) {

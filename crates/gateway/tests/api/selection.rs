@@ -189,3 +189,67 @@ async fn a_settings_change_that_exhausts_a_promotion_completes_and_refunds_it() 
     );
     assert_eq!(promotion.wallet(&app).await, 100, "the 3 credits came back");
 }
+
+#[tokio::test]
+async fn a_stopping_server_writes_every_impression_it_served() {
+    let mut app = spawn_app().await;
+    update_promotion_settings(
+        &app,
+        admin::PromotionSettings {
+            selection_probability: Some(admin::Fraction {
+                numerator: 1,
+                denominator: 1,
+            }),
+            cost_per_impression: 1,
+            ..Default::default()
+        },
+        &[
+            "promotion.selection_probability",
+            "promotion.cost_per_impression",
+        ],
+    )
+    .await;
+    platform_materials(&app, "glass", 5).await;
+    let promotion = promoted(&app, app.default_workspace, "glass", 1000, 500, None).await;
+    app.refresh_selection().await;
+    // The writer's first attempt fails, so the impressions wait out a backoff of a second: a
+    // server that stopped without flushing would leave them unwritten.
+    promotion.poison(&app, true).await;
+    let generator = app.token(&[Role::Generator]);
+    for _ in 0..20 {
+        assert!(select(&app, &generator, "a glass vase").await[0].promoted);
+    }
+    let pending = app
+        .promotions
+        .flush_impressions(std::time::Duration::from_millis(300))
+        .await
+        .expect_err("held back by the failed first attempt");
+    assert_eq!(pending, 20);
+    promotion.poison(&app, false).await;
+    let database_url = app.database_url.clone();
+    let promotion_id = uuid::Uuid::parse_str(&promotion.promotion.id).expect("id");
+    let workspace = app.default_workspace;
+    app.stop().await;
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(database_url.as_str())
+        .await
+        .expect("connect");
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            kernel::db::placeholders_for(
+                backend,
+                "SELECT COUNT(*) FROM promo_impression WHERE workspace_id = ? AND promotion_id = ?",
+            ),
+            [workspace.into(), promotion_id.into()],
+        ))
+        .await
+        .expect("count")
+        .expect("row");
+    assert_eq!(
+        row.try_get_by_index::<i64>(0).expect("count"),
+        20,
+        "written before the server finished stopping"
+    );
+}
