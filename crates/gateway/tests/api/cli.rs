@@ -62,7 +62,12 @@ async fn migrate_token_and_rollback_work_from_the_command_line() {
 
     let bad_role = promo(dir.path(), &url, &["token", "--role", "wizard"]);
     assert!(!bad_role.status.success());
-    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("unknown role"));
+    let stderr = String::from_utf8_lossy(&bad_role.stderr);
+    assert!(stderr.contains("unknown role"), "{stderr}");
+    assert!(
+        stderr.contains("the roles are admin, factory, advertiser"),
+        "names the valid roles: {stderr}"
+    );
 
     let down = promo(dir.path(), &url, &["migrate", "--down", "99"]);
     assert!(
