@@ -413,6 +413,17 @@ async fn rekey(manager: &SchemaManager<'_>, table: &Rekeyed, to: Keys) -> Result
                 )
                 .await?;
             }
+            if name == "kernel_idempotency" && to == Keys::Global {
+                // A request id two principals used keeps one record (SQLite's rebuild does the
+                // same with INSERT OR IGNORE).
+                execute(
+                    manager,
+                    "DELETE FROM kernel_idempotency a USING kernel_idempotency b \
+                     WHERE a.workspace_id = b.workspace_id AND a.request_id = b.request_id \
+                     AND a.principal_id > b.principal_id",
+                )
+                .await?;
+            }
             for (index, _, _) in (table.indexes)(from) {
                 execute(manager, &format!("DROP INDEX IF EXISTS \"{index}\"")).await?;
             }

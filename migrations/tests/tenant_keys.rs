@@ -135,6 +135,16 @@ async fn rows_move_to_tenant_keys_and_roll_back() {
         1
     );
 
+    // Two principals may now use one request id.
+    for principal in [Uuid::new_v4(), Uuid::new_v4()] {
+        exec(
+            &db,
+            "INSERT INTO kernel_idempotency (workspace_id, principal_id, request_id, method, fingerprint, response, created_at) VALUES (?, ?, ?, 'M', 'f', ?, 0)",
+            vec![workspace.into(), principal.into(), request_id.into(), Vec::<u8>::new().into()],
+        )
+        .await;
+    }
+
     // The same ids are free in another workspace now.
     exec(
         &db,
@@ -166,6 +176,16 @@ async fn rows_move_to_tenant_keys_and_roll_back() {
     )
     .await;
     Migrator::down(&db, Some(1)).await.expect("roll back");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM kernel_idempotency WHERE workspace_id = ? AND request_id = ?",
+            vec![workspace.into(), request_id.into()]
+        )
+        .await,
+        1,
+        "one record per request id again"
+    );
     assert_eq!(
         count(
             &db,

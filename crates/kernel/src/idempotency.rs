@@ -192,24 +192,6 @@ impl Context {
             })
             .await
     }
-
-    /// Runs `operation` in one write transaction and commits, running it whole again on a
-    /// serialization failure, deadlock or busy database.
-    pub async fn write<T, F, Fut>(&self, operation: F) -> Result<T, ServiceError>
-    where
-        F: Fn(WriteTxn) -> Fut,
-        Fut: std::future::Future<Output = Result<(WriteTxn, T), ServiceError>>,
-    {
-        let operation = &operation;
-        self.db
-            .with_retry(|| async move {
-                let txn = self.db.begin_write().await?;
-                let (txn, value) = operation(txn).await?;
-                txn.commit().await?;
-                Ok(value)
-            })
-            .await
-    }
 }
 
 /// Deletes records older than `cutoff`; returns how many went.
