@@ -8,6 +8,7 @@
 
 pub mod accounts;
 mod chain;
+mod convert;
 pub mod domain;
 mod expiry;
 pub mod queries;

@@ -166,7 +166,7 @@ async fn one_poisoned_refund_never_stops_another_tenants_ended_promotion() {
 #[tokio::test]
 async fn a_poisoned_promotions_impressions_wait_while_the_others_are_written() {
     let app = spawn_app().await;
-    crate::promotion::update_promotion_settings(
+    crate::promotion_support::update_promotion_settings(
         &app,
         proto::admin::v1::PromotionSettings {
             selection_probability: Some(proto::admin::v1::Fraction {
@@ -189,7 +189,7 @@ async fn a_poisoned_promotions_impressions_wait_while_the_others_are_written() {
     poisoned.poison(&app, true).await;
     let generator = app.token(&[Role::Generator]);
     for _ in 0..5 {
-        let picks = crate::promotion::select(&app, &generator, "wood and metal").await;
+        let picks = crate::promotion_support::select(&app, &generator, "wood and metal").await;
         assert!(picks.iter().all(|pick| pick.promoted), "{picks:?}");
     }
     let pending = app

@@ -204,7 +204,7 @@ async fn rpc_latency_by_method_and_status_and_background_failures_by_job_are_rec
     // cannot go through: the failure is counted under its job.
     let stuck =
         crate::background::promoted(&app, app.default_workspace, "stone", 100, 3, None).await;
-    crate::promotion::update_promotion_settings(
+    crate::promotion_support::update_promotion_settings(
         &app,
         pb::PromotionSettings {
             cost_per_use: 5,

@@ -10,6 +10,7 @@ mod isolation;
 mod ledger;
 mod limits;
 mod promotion;
+mod promotion_support;
 mod reflection;
 mod robustness;
 mod selection;

@@ -7,7 +7,7 @@ use proto::promotion::v1::selection_service_client::SelectionServiceClient;
 
 use crate::background::promoted;
 use crate::helpers::{TestApp, authed, request_id, spawn_app, spawn_app_with};
-use crate::promotion::{platform_materials, select, update_promotion_settings};
+use crate::promotion_support::{platform_materials, select, update_promotion_settings};
 
 async fn select_with(
     app: &TestApp,
