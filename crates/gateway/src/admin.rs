@@ -128,8 +128,10 @@ fn apply_mask(
     let missing_promotion =
         || ServiceError::invalid_field(DOMAIN, "settings.promotion", "is required by update_mask");
     for (index, path) in paths.iter().enumerate() {
-        if matches!(path.as_str(), "*" | "rate_limits") && !principal.has_role(Role::PlatformAdmin)
-        {
+        // "*" from anyone else keeps the rate limits as they are, unless it asks to change them.
+        let changes_limits = path == "rate_limits"
+            || (path == "*" && rate_limits_from_proto(update) != current.rate_limits);
+        if changes_limits && !principal.has_role(Role::PlatformAdmin) {
             return Err(ServiceError::permission_denied(
                 DOMAIN,
                 "RATE_LIMITS_NEED_PLATFORM_ADMIN",
