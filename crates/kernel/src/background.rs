@@ -64,9 +64,10 @@ impl<K: Hash + Eq + Clone + Display> ItemBackoff<K> {
         self.failing.len()
     }
 
-    /// Forgets items no longer due (they completed some other way).
-    pub fn retain(&mut self, keep: impl Fn(&K) -> bool) {
-        self.failing.retain(|item, _| keep(item));
+    /// Forgets items no longer due (completed some other way, by another replica say), so the
+    /// record of failing items stays as small as the work still to do.
+    pub fn retain(&mut self, still_due: impl Fn(&K) -> bool) {
+        self.failing.retain(|item, _| still_due(item));
     }
 }
 
@@ -86,5 +87,8 @@ mod tests {
         backoff.succeeded(&1);
         assert!(backoff.ready(&1));
         assert_eq!(backoff.failing(), 0);
+        backoff.failed(&3, &error);
+        backoff.retain(|item| *item != 3);
+        assert!(backoff.ready(&3), "an item no longer due is forgotten");
     }
 }

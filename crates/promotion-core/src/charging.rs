@@ -53,21 +53,24 @@ fn running(row: &promotion::Model, now: i64) -> bool {
     domain::effective_status(stored, row.start_time, row.end_time, now) == Status::Active
 }
 
-/// Completes `promotion` if what it holds after this transaction's charges cannot pay another.
+/// Completes the promotion if it runs and what it holds after this charge (`row` as locked before
+/// it, minus `charged`) cannot pay another; only then is the row read again, to refund exactly
+/// what is left.
 async fn complete_if_exhausted(
     core: &PromotionCore,
     txn: &WriteTxn,
-    item: Item,
+    row: &promotion::Model,
+    charged: i64,
     settings: &PromotionSettings,
     now: i64,
 ) -> Result<bool, ServiceError> {
-    let Some(row) = store::lock_promotion(&**txn, item.0, item.1).await? else {
-        return Ok(false);
-    };
-    if !running(&row, now) || !domain::is_exhausted(row.credits_remaining(), settings) {
+    if !running(row, now) || !domain::is_exhausted(row.credits_remaining() - charged, settings) {
         return Ok(false);
     }
-    core.complete(txn, &row, None, "BUDGET_EXHAUSTED", now)
+    let Some(current) = store::lock_promotion(&**txn, row.workspace_id, row.id).await? else {
+        return Ok(false);
+    };
+    core.complete(txn, &current, None, "BUDGET_EXHAUSTED", now)
         .await?;
     Ok(true)
 }
@@ -165,7 +168,7 @@ pub(crate) async fn record_impressions(
         now,
     )
     .await?;
-    complete_if_exhausted(core, txn, item, settings, now).await
+    complete_if_exhausted(core, txn, &row, spent, settings, now).await
 }
 
 async fn revenue_account(
@@ -283,7 +286,7 @@ impl PromotionCore {
                 }
             }
         }
-        let row = usage::ActiveModel {
+        let used = usage::ActiveModel {
             workspace_id: Set(workspace_id),
             decision_id: Set(decision.id),
             promotion_id: Set(Some(promotion_id)),
@@ -291,8 +294,8 @@ impl PromotionCore {
             charge: Set(charge),
             created_at: Set(now),
         };
-        store::insert_all(&**txn, vec![row]).await?;
+        store::insert_all(&**txn, vec![used]).await?;
         store::add_to_counters(&**txn, workspace_id, promotion_id, 0, 1, charge, now).await?;
-        complete_if_exhausted(self, txn, Item(workspace_id, promotion_id), settings, now).await
+        complete_if_exhausted(self, txn, &row, charge, settings, now).await
     }
 }

@@ -148,6 +148,7 @@ impl PromotionCore {
                 return report;
             }
         };
+        backoff.retain(|item| due.contains(item));
         for item in due {
             if !backoff.ready(&item) {
                 continue;
