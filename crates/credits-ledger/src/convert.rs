@@ -105,19 +105,16 @@ pub(crate) fn parse_transfers(
             format!("must hold at most {MAX_BATCH} transfers"),
         ));
     }
-    let mut violations: Vec<(String, &'static str)> = Vec::new();
+    let mut violations = kernel::Violations::new(DOMAIN);
     let mut parsed = Vec::with_capacity(transfers.len());
+    // A field that may be empty (a pending transfer's resolution names no accounts) is nil then.
     let mut uuid_or_nil = |index: usize, field: &str, value: &str, required: bool| -> Uuid {
         if value.is_empty() && !required {
             return Uuid::nil();
         }
-        match Uuid::try_parse(value) {
-            Ok(uuid) if value.len() == 36 => uuid,
-            _ => {
-                violations.push((format!("transfers[{index}].{field}"), "must be a UUID"));
-                Uuid::nil()
-            }
-        }
+        violations
+            .uuid(&format!("transfers[{index}].{field}"), value)
+            .unwrap_or_else(Uuid::nil)
     };
     for (index, transfer) in transfers.iter().enumerate() {
         let flags = transfer_flags_from_proto(transfer.flags.as_ref());
@@ -154,14 +151,7 @@ pub(crate) fn parse_transfers(
             metadata: transfer.metadata.clone(),
         });
     }
-    let mut violations = violations.into_iter();
-    match violations.next() {
-        None => Ok(parsed),
-        Some((field, description)) => Err(violations.fold(
-            ServiceError::invalid_field(DOMAIN, &field, description),
-            |error, (field, description)| error.with_field(&field, description),
-        )),
-    }
+    violations.result(parsed)
 }
 
 pub(crate) fn parse_accounts(

@@ -62,7 +62,7 @@ enum Command {
         workspace: String,
         /// Principal UUID (the `sub` claim): who the token acts as, e.g. a factory whose wallet
         /// and materials it uses. A new principal when omitted (printed on stderr).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_subject)]
         subject: Option<Uuid>,
         /// Role to grant; repeat for several.
         #[arg(long = "role", required = true)]
@@ -272,6 +272,13 @@ async fn ledger_verify(config: Config) -> anyhow::Result<()> {
 }
 
 /// Parses `15m`, `1h`, `7d` and other humantime durations into seconds, at most `max_seconds`.
+/// `--subject`: a canonical, non-nil UUID, parsed as every request field is.
+fn parse_subject(value: &str) -> Result<Uuid, String> {
+    kernel::ids::parse_uuid_text(value).ok_or_else(|| {
+        "must be a UUID in its canonical form (8-4-4-4-12 hex digits), not the nil UUID".to_owned()
+    })
+}
+
 fn parse_ttl(ttl: &str, max_seconds: u64) -> anyhow::Result<i64> {
     let duration = humantime::parse_duration(ttl)
         .with_context(|| format!("--ttl {ttl:?} is not a duration like 1h"))?;
@@ -294,9 +301,6 @@ async fn token(
         .iter()
         .map(|role| role.parse::<Role>().map_err(anyhow::Error::msg))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(subject) = subject {
-        anyhow::ensure!(!subject.is_nil(), "--subject must not be the nil UUID");
-    }
     let ttl_seconds = parse_ttl(ttl, config.jwt_max_lifetime_seconds)?;
     let database = config
         .is_sqlite()
@@ -320,9 +324,9 @@ async fn token(
         );
     }
     let connection = app.context.db.connection();
-    let row = match Uuid::try_parse(workspace) {
-        Ok(id) => workspace::get(connection, id).await?,
-        Err(_) => workspace::find_by_name(connection, workspace).await?,
+    let row = match kernel::ids::parse_uuid_text(workspace) {
+        Some(id) => workspace::get(connection, id).await?,
+        None => workspace::find_by_name(connection, workspace).await?,
     }
     .with_context(|| format!("no workspace {workspace:?}"))?;
     let subject = match subject {

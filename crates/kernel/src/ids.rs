@@ -25,8 +25,9 @@ pub fn parse_optional_uuid(
     parse_uuid(domain, field, value).map(Some)
 }
 
-/// Accepts only the canonical hyphenated form, so one id has one spelling.
-fn parse_uuid_text(value: &str) -> Option<Uuid> {
+/// Accepts only the canonical hyphenated form and never the nil UUID, so one id has one spelling:
+/// the one parser of UUIDs from requests, command lines and tokens.
+pub fn parse_uuid_text(value: &str) -> Option<Uuid> {
     if value.len() != 36 {
         return None;
     }

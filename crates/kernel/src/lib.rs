@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod money;
 pub mod pagination;
+pub mod validation;
 pub mod workspace;
 
 pub use auth::{Principal, Role};
@@ -20,4 +21,5 @@ pub use context::Context;
 pub use db::{Db, DbOptions, WriteTxn};
 pub use error::{ErrorCode, ServiceError};
 pub use idempotency::IdempotencyKey;
+pub use validation::Violations;
 pub use workspace::Module;

@@ -70,11 +70,16 @@ pub fn decode_uuid_cursor(
     token: &str,
 ) -> Result<Option<uuid::Uuid>, ServiceError> {
     PageToken::decode(domain, query_digest, token)?
-        .map(|cursor| uuid::Uuid::try_parse(&cursor))
-        .transpose()
-        .map_err(|_| {
-            ServiceError::invalid_field(domain, "page_token", "is not a token this query issued")
+        .map(|cursor| {
+            crate::ids::parse_uuid_text(&cursor).ok_or_else(|| {
+                ServiceError::invalid_field(
+                    domain,
+                    "page_token",
+                    "is not a token this query issued",
+                )
+            })
         })
+        .transpose()
 }
 
 /// Given rows fetched with `limit + 1`, drops the extra row and returns the next page token (empty

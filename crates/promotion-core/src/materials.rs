@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kernel::clock::{micros_to_timestamp, to_micros};
 use kernel::ids::{parse_optional_uuid, parse_uuid};
 use kernel::pagination::{PageToken, page_size};
-use kernel::{IdempotencyKey, Principal, Role, ServiceError};
+use kernel::{IdempotencyKey, Principal, Role, ServiceError, Violations};
 use proto::promotion::v1 as pb;
 use proto::promotion::v1::material_service_server::{MaterialService, MaterialServiceServer};
 use tonic::{Request, Response, Status};
@@ -65,11 +65,9 @@ fn validate_material(
     prefix: &str,
     material: &pb::Material,
     now: i64,
-) -> Result<material::Model, Vec<(String, String)>> {
-    let mut violations = Vec::new();
-    let mut violate = |field: &str, description: &str| {
-        violations.push((format!("{prefix}{field}"), description.to_owned()))
-    };
+) -> Result<material::Model, Violations> {
+    let mut violations = Violations::under(DOMAIN, prefix);
+    let mut violate = |field: &str, description: &str| violations.add(field, description);
     let name = material.name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
@@ -109,20 +107,15 @@ fn validate_material(
             "at most 32 entries, keys up to 64 and values up to 256 printable characters",
         );
     }
-    let requested_owner = match Uuid::try_parse(&material.owner_id) {
-        _ if material.owner_id.is_empty() => None,
-        Ok(owner) if material.owner_id.len() == 36 && !owner.is_nil() => Some(owner),
-        _ => {
-            violate("owner_id", "must be a UUID");
-            None
-        }
-    };
+    let requested_owner = violations
+        .optional_uuid("owner_id", &material.owner_id)
+        .unwrap_or(None);
     let manages_catalogue = principal.has_any_role(&[Role::Admin, Role::Ops]);
     let owner_id = if manages_catalogue {
         requested_owner
     } else {
         if requested_owner.is_some_and(|owner| owner != principal.subject) {
-            violate("owner_id", "a factory can only create its own materials");
+            violations.add("owner_id", "a factory can only create its own materials");
         }
         Some(principal.subject)
     };
@@ -139,17 +132,6 @@ fn validate_material(
         properties: store::json_map(&material.properties),
         created_at: now,
     })
-}
-
-fn violations_error(violations: Vec<(String, String)>) -> ServiceError {
-    let mut violations = violations.into_iter();
-    let Some((field, description)) = violations.next() else {
-        return ServiceError::invalid_field(DOMAIN, "materials", "is invalid");
-    };
-    violations.take(99).fold(
-        ServiceError::invalid_field(DOMAIN, &field, description),
-        |error, (field, description)| error.with_field(&field, description),
-    )
 }
 
 pub fn material_type_to_proto(row: &material_type::Model) -> pb::MaterialType {
@@ -344,8 +326,8 @@ impl MaterialService for MaterialGrpc {
             .as_ref()
             .ok_or_else(|| ServiceError::invalid_field(DOMAIN, "material", "is required"))?;
         let now = to_micros(self.core.context.clock.now());
-        let row =
-            validate_material(&principal, "material.", material, now).map_err(violations_error)?;
+        let row = validate_material(&principal, "material.", material, now)
+            .map_err(Violations::into_error)?;
         let mut response = self.insert(&key, principal.workspace_id, &[row]).await?;
         response
             .materials
@@ -377,16 +359,14 @@ impl MaterialService for MaterialGrpc {
         }
         let now = to_micros(self.core.context.clock.now());
         let mut rows = Vec::with_capacity(body.materials.len());
-        let mut violations = Vec::new();
+        let mut violations = Violations::new(DOMAIN);
         for (index, material) in body.materials.iter().enumerate() {
             match validate_material(&principal, &format!("materials[{index}]."), material, now) {
                 Ok(row) => rows.push(row),
                 Err(row_violations) => violations.extend(row_violations),
             }
         }
-        if !violations.is_empty() {
-            return Err(violations_error(violations).into());
-        }
+        violations.finish()?;
         Ok(Response::new(
             self.insert(&key, principal.workspace_id, &rows).await?,
         ))

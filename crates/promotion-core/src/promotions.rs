@@ -183,7 +183,7 @@ impl PromotionGrpc {
             })
             .await?;
         if response.status == pb::PromotionStatus::Completed as i32
-            && let Ok(promotion_id) = Uuid::try_parse(&response.id)
+            && let Some(promotion_id) = kernel::ids::parse_uuid_text(&response.id)
         {
             self.core.snapshots.exclude(promotion_id);
         }
