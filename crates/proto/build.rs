@@ -13,7 +13,10 @@ const SERVICE_PACKAGES: &[(&str, &[&str])] = &[
     ("promo.ledger.v1", &["promo/ledger/v1/ledger.proto"]),
     (
         "promo.promotion.v1",
-        &["promo/promotion/v1/promotion.proto"],
+        &[
+            "promo/promotion/v1/promotion.proto",
+            "promo/promotion/v1/settings.proto",
+        ],
     ),
 ];
 
@@ -25,19 +28,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     println!("cargo:rerun-if-changed={}", proto_root.display());
 
+    // Packages import each other's messages (a domain's settings message sits in the admin
+    // service's Settings), so the code of all of them is generated in one pass.
+    let mut all_files = Vec::new();
     for (package, files) in SERVICE_PACKAGES {
         let descriptor_set = compile(&proto_root, files)?;
         let descriptor_path = out_dir.join(format!("{package}.bin"));
         std::fs::write(&descriptor_path, descriptor_set.encode_to_vec())?;
-        tonic_prost_build::configure()
-            .build_client(true)
-            .build_server(true)
-            // Ordered maps encode deterministically, so request fingerprints are stable.
-            .btree_map(".")
-            // Undecodable requests are the caller's error (INVALID_ARGUMENT), not INTERNAL.
-            .codec_path("crate::codec::ProtoCodec")
-            .compile_fds(descriptor_set)?;
+        all_files.extend_from_slice(files);
     }
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // Ordered maps encode deterministically, so request fingerprints are stable.
+        .btree_map(".")
+        // Undecodable requests are the caller's error (INVALID_ARGUMENT), not INTERNAL.
+        .codec_path("crate::codec::ProtoCodec")
+        .compile_fds(compile(&proto_root, &all_files)?)?;
 
     let error_details = compile(&proto_root, ERROR_DETAIL_FILES)?;
     std::fs::write(

@@ -1,13 +1,13 @@
 //! promo.admin.v1.WorkspaceService: workspaces, their modules and their typed settings.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kernel::clock::micros_to_timestamp;
 use kernel::error::ServiceError;
 use kernel::pagination::{PageToken, page_size};
-use kernel::workspace::{self, DOMAIN, Fraction, RateLimit, WorkspaceSettings};
-use kernel::{Context, IdempotencyKey, Principal, Role};
+use kernel::settings::{Registry, Stored};
+use kernel::workspace::{self, DOMAIN};
+use kernel::{Context, IdempotencyKey, Principal};
 use proto::admin::v1 as pb;
 use proto::admin::v1::workspace_service_server::{WorkspaceService, WorkspaceServiceServer};
 use tonic::{Request, Response, Status};
@@ -19,19 +19,19 @@ pub struct AdminService {
     context: Context,
     /// Told when modules change so this replica enforces the change at once.
     directory: Arc<WorkspaceDirectory>,
-    /// Told when settings change so selection uses them at once (other replicas within seconds).
-    promotions: Arc<promotion_core::PromotionCore>,
+    /// Every domain's settings section, and the domains to tell of a change.
+    settings: Arc<Registry>,
 }
 
 pub fn grpc(
     context: Context,
     directory: Arc<WorkspaceDirectory>,
-    promotions: Arc<promotion_core::PromotionCore>,
+    settings: Arc<Registry>,
 ) -> WorkspaceServiceServer<AdminService> {
     WorkspaceServiceServer::new(AdminService {
         context,
         directory,
-        promotions,
+        settings,
     })
 }
 
@@ -51,164 +51,8 @@ fn workspace_to_proto(row: &workspace::entity::Model) -> pb::Workspace {
     }
 }
 
-fn settings_to_proto(row: &workspace::entity::Model) -> Result<pb::Settings, ServiceError> {
-    let settings = workspace::settings_of(row)?;
-    let promotion = &settings.promotion;
-    Ok(pb::Settings {
-        workspace_id: row.id.to_string(),
-        time_zone: settings.time_zone.clone(),
-        promotion: Some(pb::PromotionSettings {
-            selection_probability: Some(pb::Fraction {
-                numerator: promotion.selection_probability.numerator,
-                denominator: promotion.selection_probability.denominator,
-            }),
-            cost_per_use: promotion.cost_per_use,
-            cost_per_impression: promotion.cost_per_impression,
-            usage_window_seconds: promotion.usage_window_seconds,
-        }),
-        update_time: Some(micros_to_timestamp(row.updated_at)),
-        rate_limits: settings
-            .rate_limits
-            .iter()
-            .map(|(role, limit)| {
-                (
-                    role.clone(),
-                    pb::RateLimit {
-                        per_second: limit.per_second,
-                        burst: limit.burst,
-                    },
-                )
-            })
-            .collect(),
-    })
-}
-
-/// The settings paths UpdateSettings knows, for messages that list them.
-const SETTINGS_PATHS: &str = "time_zone, promotion, promotion.selection_probability, promotion.cost_per_use, promotion.cost_per_impression, promotion.usage_window_seconds, rate_limits, or *";
-
 fn workspace_not_found() -> ServiceError {
     ServiceError::not_found(DOMAIN, "WORKSPACE_NOT_FOUND", "workspace")
-}
-
-fn rate_limits_from_proto(update: &pb::Settings) -> BTreeMap<String, RateLimit> {
-    update
-        .rate_limits
-        .iter()
-        .map(|(role, limit)| {
-            (
-                role.clone(),
-                RateLimit {
-                    per_second: limit.per_second,
-                    burst: limit.burst,
-                },
-            )
-        })
-        .collect()
-}
-
-/// Applies the masked fields of `update` to `current`; unknown paths and missing values are
-/// field violations. Rate limits are part of a workspace's subscription: only a platform-admin
-/// may change them.
-fn apply_mask(
-    principal: &Principal,
-    current: &WorkspaceSettings,
-    update: &pb::Settings,
-    paths: &[String],
-) -> Result<WorkspaceSettings, ServiceError> {
-    if paths.is_empty() {
-        return Err(ServiceError::invalid_field(
-            DOMAIN,
-            "update_mask",
-            format!(
-                "is required: name the settings to change ({SETTINGS_PATHS}); with grpcurl, \"updateMask\": {{\"paths\": [\"time_zone\"]}}"
-            ),
-        ));
-    }
-    let mut next = current.clone();
-    let missing_promotion =
-        || ServiceError::invalid_field(DOMAIN, "settings.promotion", "is required by update_mask");
-    for (index, path) in paths.iter().enumerate() {
-        // "*" from anyone else keeps the rate limits as they are, unless it asks to change them.
-        let changes_limits = path == "rate_limits"
-            || (path == "*" && rate_limits_from_proto(update) != current.rate_limits);
-        if changes_limits && !principal.has_role(Role::PlatformAdmin) {
-            return Err(ServiceError::permission_denied(
-                DOMAIN,
-                "RATE_LIMITS_NEED_PLATFORM_ADMIN",
-                "a workspace's rate limits are set by a platform-admin; leave rate_limits out of update_mask",
-            ));
-        }
-        match path.as_str() {
-            "time_zone" => next.time_zone = update.time_zone.clone(),
-            "rate_limits" => {
-                next.rate_limits = rate_limits_from_proto(update);
-            }
-            "*" | "promotion" => {
-                let promotion = update.promotion.as_ref().ok_or_else(missing_promotion)?;
-                if path == "*" {
-                    next.time_zone = update.time_zone.clone();
-                    next.rate_limits = rate_limits_from_proto(update);
-                }
-                let probability = promotion.selection_probability.unwrap_or_default();
-                next.promotion.selection_probability = Fraction {
-                    numerator: probability.numerator,
-                    denominator: probability.denominator,
-                };
-                next.promotion.cost_per_use = promotion.cost_per_use;
-                next.promotion.cost_per_impression = promotion.cost_per_impression;
-                next.promotion.usage_window_seconds = promotion.usage_window_seconds;
-            }
-            "promotion.selection_probability" => {
-                let probability = update
-                    .promotion
-                    .as_ref()
-                    .and_then(|promotion| promotion.selection_probability)
-                    .ok_or_else(|| {
-                        ServiceError::invalid_field(
-                            DOMAIN,
-                            "settings.promotion.selection_probability",
-                            "is required by update_mask",
-                        )
-                    })?;
-                next.promotion.selection_probability = Fraction {
-                    numerator: probability.numerator,
-                    denominator: probability.denominator,
-                };
-            }
-            "promotion.cost_per_use" => {
-                next.promotion.cost_per_use = update
-                    .promotion
-                    .as_ref()
-                    .ok_or_else(missing_promotion)?
-                    .cost_per_use;
-            }
-            "promotion.cost_per_impression" => {
-                next.promotion.cost_per_impression = update
-                    .promotion
-                    .as_ref()
-                    .ok_or_else(missing_promotion)?
-                    .cost_per_impression;
-            }
-            "promotion.usage_window_seconds" => {
-                next.promotion.usage_window_seconds = update
-                    .promotion
-                    .as_ref()
-                    .ok_or_else(missing_promotion)?
-                    .usage_window_seconds;
-            }
-            other => {
-                return Err(ServiceError::invalid_field(
-                    DOMAIN,
-                    &format!("update_mask.paths[{index}]"),
-                    format!(
-                        "unknown settings path {}; the paths are {SETTINGS_PATHS} (proto field names, in snake_case)",
-                        kernel::ids::echo(other)
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(next)
 }
 
 impl AdminService {
@@ -318,7 +162,7 @@ impl WorkspaceService for AdminService {
         let row = workspace::get(self.context.db.connection(), workspace_id)
             .await?
             .ok_or_else(workspace_not_found)?;
-        Ok(Response::new(settings_to_proto(&row)?))
+        Ok(Response::new(self.settings.compose(&row)?))
     }
 
     async fn update_settings(
@@ -340,25 +184,31 @@ impl WorkspaceService for AdminService {
             .as_ref()
             .map(|mask| mask.paths.clone())
             .unwrap_or_default();
-        let (principal, paths_ref) = (&principal, &paths);
+        let (registry, roles, paths_ref) = (&*self.settings, &principal.roles, &paths);
+        // The sections the committed attempt changed (none when the request is a replay).
+        let changed = std::sync::Mutex::new(Vec::new());
+        let changed_ref = &changed;
         let response = self
             .context
             .idempotent(&key, |txn| async move {
                 let row = workspace::get(&*txn, workspace_id)
                     .await?
                     .ok_or_else(workspace_not_found)?;
-                let next =
-                    apply_mask(principal, &workspace::settings_of(&row)?, update, paths_ref)?;
+                let (next, changed) =
+                    registry.apply(&Stored::of(&row)?, update, paths_ref, roles)?;
                 let row = workspace::update_settings(&*txn, workspace_id, &next, self.now())
                     .await?
                     .ok_or_else(workspace_not_found)?;
-                // Selection settings live in every replica's snapshot: announce the change.
-                promotion_core::store::bump_version(&*txn, workspace_id).await?;
-                Ok((txn, settings_to_proto(&row)?))
+                registry.changing(&txn, workspace_id, &changed).await?;
+                if let Ok(mut slot) = changed_ref.lock() {
+                    *slot = changed;
+                }
+                Ok((txn, registry.compose(&row)?))
             })
             .await?;
-        tracing::info!(workspace_id = %workspace_id, paths = ?paths, "settings updated");
-        self.promotions.snapshots().invalidate(workspace_id);
+        let changed = changed.into_inner().unwrap_or_default();
+        tracing::info!(workspace_id = %workspace_id, paths = ?paths, changed = ?changed, "settings updated");
+        self.settings.changed(workspace_id, &changed);
         self.directory.invalidate(workspace_id);
         Ok(Response::new(response))
     }

@@ -283,7 +283,7 @@ impl Config {
         for (role, limit) in &limits.roles {
             role.parse::<kernel::Role>()
                 .map_err(|message| format!("limits.roles.{role}: {message}"))?;
-            let as_setting = kernel::workspace::RateLimit {
+            let as_setting = kernel::settings::RateLimit {
                 per_second: limit.per_second,
                 burst: limit.burst,
             };

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use kernel::workspace::RateLimit;
+use kernel::settings::{RateLimit, RateLimits};
 use kernel::{Db, Module, ServiceError};
 use uuid::Uuid;
 
@@ -56,7 +56,7 @@ impl WorkspaceDirectory {
         let policy = match kernel::workspace::get(self.db.connection(), workspace_id).await? {
             Some(row) => Some(Arc::new(WorkspacePolicy {
                 modules: kernel::workspace::modules_of(&row),
-                rate_limits: kernel::workspace::settings_of(&row)?.rate_limits,
+                rate_limits: kernel::settings::read::<RateLimits>(&row)?.0,
             })),
             None => None,
         };

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kernel::workspace::RateLimit;
+use kernel::settings::RateLimit;
 use kernel::{Principal, Role};
 use uuid::Uuid;
 

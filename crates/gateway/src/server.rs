@@ -35,7 +35,17 @@ pub struct App {
     pub ledger: credits_ledger::Ledger,
     /// Material promotion, with its impression writer running.
     pub promotions: Arc<promotion_core::PromotionCore>,
+    /// Every domain's workspace settings section (GetSettings/UpdateSettings compose them).
+    pub settings: Arc<kernel::settings::Registry>,
     verifier: TokenVerifier,
+}
+
+/// The workspace settings of every domain this gateway composes, and who follows their changes.
+/// A domain with settings adds its section here, once.
+pub fn settings_registry(promotions: &promotion_core::PromotionCore) -> kernel::settings::Registry {
+    kernel::settings::Registry::new()
+        .with::<promotion_core::settings::PromotionSettings>()
+        .observed_by(promotions.settings_observer())
 }
 
 /// Connects, migrates, makes sure `default` exists and loads the JWT keys.
@@ -70,6 +80,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
     let ledger = credits_ledger::Ledger::start(context.clone());
     let promotions =
         promotion_core::PromotionCore::start(context.clone(), &secret, config.selection_seed);
+    let settings = Arc::new(settings_registry(&promotions));
     Ok(App {
         config,
         context,
@@ -77,6 +88,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
         secret_source,
         ledger,
         promotions,
+        settings,
         verifier,
     })
 }
@@ -150,7 +162,7 @@ impl App {
         let admin = crate::admin::grpc(
             self.context.clone(),
             directory.clone(),
-            self.promotions.clone(),
+            self.settings.clone(),
         )
         .max_decoding_message_size(limits.max_message_bytes);
         registry.describe(&admin, proto::admin::v1::FILE_DESCRIPTOR_SET);

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod money;
 pub mod pagination;
+pub mod settings;
 pub mod validation;
 pub mod workspace;
 

@@ -1,13 +1,13 @@
-//! Workspaces (tenants), the modules their subscription enables, and their typed settings.
+//! Workspaces (tenants) and the modules their subscription enables. Their typed settings are
+//! in [`crate::settings`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde::{Deserialize, Serialize};
 
 use crate::clock::to_micros;
 use crate::db::is_unique_violation;
@@ -132,171 +132,6 @@ pub fn modules_of(row: &entity::Model) -> BTreeSet<Module> {
         .collect()
 }
 
-/// An exact probability `numerator / denominator` in [0, 1].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fraction {
-    pub numerator: i64,
-    pub denominator: i64,
-}
-
-/// Settings of the material promotion module.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PromotionSettings {
-    pub selection_probability: Fraction,
-    pub cost_per_use: i64,
-    pub cost_per_impression: i64,
-    pub usage_window_seconds: i64,
-}
-
-impl Default for PromotionSettings {
-    fn default() -> PromotionSettings {
-        PromotionSettings {
-            selection_probability: Fraction {
-                numerator: 1,
-                denominator: 3,
-            },
-            cost_per_use: 1,
-            cost_per_impression: 0,
-            usage_window_seconds: 86_400,
-        }
-    }
-}
-
-/// A rate limit per principal: a sustained rate and the burst allowed above it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RateLimit {
-    pub per_second: u32,
-    pub burst: u32,
-}
-
-/// Bounds of a rate limit, wherever it is set.
-pub const MAX_RATE_PER_SECOND: u32 = 10_000_000;
-
-impl RateLimit {
-    /// Why this limit is nonsense, if it is.
-    pub fn problem(&self) -> Option<String> {
-        if !(1..=MAX_RATE_PER_SECOND).contains(&self.per_second) {
-            return Some(format!(
-                "per_second must be between 1 and {MAX_RATE_PER_SECOND}"
-            ));
-        }
-        if self.burst < self.per_second || self.burst > MAX_RATE_PER_SECOND.saturating_mul(10) {
-            return Some(
-                "burst must be at least per_second and at most 10 × the maximum rate".to_owned(),
-            );
-        }
-        None
-    }
-}
-
-/// Every typed setting of a workspace, with its default.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct WorkspaceSettings {
-    pub time_zone: String,
-    pub promotion: PromotionSettings,
-    /// Rate limits per role name for this workspace, replacing the server's configured limit of
-    /// that role; roles not named keep the server's. Only a platform-admin may change them.
-    pub rate_limits: BTreeMap<String, RateLimit>,
-}
-
-impl Default for WorkspaceSettings {
-    fn default() -> WorkspaceSettings {
-        WorkspaceSettings {
-            time_zone: "UTC".to_owned(),
-            promotion: PromotionSettings::default(),
-            rate_limits: BTreeMap::new(),
-        }
-    }
-}
-
-/// Upper bounds that keep settings sane (a cost above this is surely a typo).
-const MAX_COST_CREDITS: i64 = 1_000_000_000;
-const MAX_USAGE_WINDOW_SECONDS: i64 = 30 * 86_400;
-
-impl WorkspaceSettings {
-    /// Every violation at once, as BadRequest field violations under `settings.`.
-    pub fn validate(&self) -> Result<(), ServiceError> {
-        let mut violations: Vec<(String, String)> = Vec::new();
-        if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            violations.push((
-                "settings.time_zone".to_owned(),
-                format!(
-                    "unknown IANA time zone {} (for example \"Europe/Berlin\")",
-                    crate::ids::echo(&self.time_zone)
-                ),
-            ));
-        }
-        let probability = self.promotion.selection_probability;
-        if probability.denominator <= 0
-            || probability.numerator < 0
-            || probability.numerator > probability.denominator
-        {
-            violations.push((
-                "settings.promotion.selection_probability".to_owned(),
-                "must be numerator/denominator with 0 <= numerator <= denominator and denominator > 0".to_owned(),
-            ));
-        }
-        for (field, value) in [
-            (
-                "settings.promotion.cost_per_use",
-                self.promotion.cost_per_use,
-            ),
-            (
-                "settings.promotion.cost_per_impression",
-                self.promotion.cost_per_impression,
-            ),
-        ] {
-            if !(0..=MAX_COST_CREDITS).contains(&value) {
-                violations.push((
-                    field.to_owned(),
-                    format!("must be between 0 and {MAX_COST_CREDITS}"),
-                ));
-            }
-        }
-        if self.promotion.cost_per_use == 0 && self.promotion.cost_per_impression == 0 {
-            violations.push((
-                "settings.promotion.cost_per_use".to_owned(),
-                "cost_per_use and cost_per_impression must not both be 0".to_owned(),
-            ));
-        }
-        if !(60..=MAX_USAGE_WINDOW_SECONDS).contains(&self.promotion.usage_window_seconds) {
-            violations.push((
-                "settings.promotion.usage_window_seconds".to_owned(),
-                format!("must be between 60 and {MAX_USAGE_WINDOW_SECONDS}"),
-            ));
-        }
-        for (role, limit) in &self.rate_limits {
-            let field = format!("settings.rate_limits[{}]", crate::ids::echo(role));
-            if let Err(message) = role.parse::<crate::Role>() {
-                violations.push((field, message));
-            } else if let Some(problem) = limit.problem() {
-                violations.push((field, problem));
-            }
-        }
-        let mut violations = violations.into_iter();
-        let Some((field, description)) = violations.next() else {
-            return Ok(());
-        };
-        let mut error = ServiceError::invalid_field(DOMAIN, &field, description);
-        for (field, description) in violations {
-            error = error.with_field(&field, description);
-        }
-        Err(error)
-    }
-}
-
-/// The settings stored in a row; a row written by an older version gets defaults for new keys.
-pub fn settings_of(row: &entity::Model) -> Result<WorkspaceSettings, ServiceError> {
-    serde_json::from_str(&row.settings).map_err(|error| {
-        ServiceError::internal(format!(
-            "workspace {} settings do not parse: {error}",
-            row.id
-        ))
-    })
-}
-
 /// Checks a workspace name: 1..=63 of [a-z0-9-], starting with a letter.
 pub fn validate_name(name: &str) -> Result<(), ServiceError> {
     let valid = !name.is_empty()
@@ -323,8 +158,8 @@ pub async fn create<C: ConnectionTrait>(
     modules: &BTreeSet<Module>,
     now: DateTime<Utc>,
 ) -> Result<entity::Model, ServiceError> {
-    let settings = serde_json::to_string(&WorkspaceSettings::default())
-        .map_err(|error| ServiceError::internal(format!("settings do not serialize: {error}")))?;
+    // Every section starts at its defaults (crate::settings).
+    let settings = "{}".to_owned();
     let row = entity::Model {
         id: Uuid::now_v7(),
         name: name.to_owned(),
@@ -398,20 +233,19 @@ pub async fn set_modules<C: ConnectionTrait>(
     Ok(Some(active.update(connection).await?))
 }
 
-/// Stores validated settings; `None` when the workspace does not exist.
+/// Stores settings the registry validated (crate::settings::Registry::apply); `None` when the
+/// workspace does not exist.
 pub async fn update_settings<C: ConnectionTrait>(
     connection: &C,
     id: Uuid,
-    settings: &WorkspaceSettings,
+    settings: &crate::settings::Stored,
     now: DateTime<Utc>,
 ) -> Result<Option<entity::Model>, ServiceError> {
-    settings.validate()?;
     let Some(row) = get(connection, id).await? else {
         return Ok(None);
     };
     let mut active: entity::ActiveModel = row.into();
-    active.settings = Set(serde_json::to_string(settings)
-        .map_err(|error| ServiceError::internal(format!("settings do not serialize: {error}")))?);
+    active.settings = Set(settings.to_column());
     active.updated_at = Set(to_micros(now));
     Ok(Some(active.update(connection).await?))
 }
@@ -419,34 +253,6 @@ pub async fn update_settings<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_settings_are_valid_and_nonsense_is_refused_field_by_field() {
-        assert!(WorkspaceSettings::default().validate().is_ok());
-        let mut settings = WorkspaceSettings {
-            time_zone: "Mars/Olympus".to_owned(),
-            ..WorkspaceSettings::default()
-        };
-        settings.promotion.selection_probability = Fraction {
-            numerator: 4,
-            denominator: 3,
-        };
-        settings.promotion.cost_per_use = -1;
-        let error = settings.validate().expect_err("invalid");
-        let fields: Vec<_> = error
-            .field_violations()
-            .iter()
-            .map(|(field, _)| field.as_str())
-            .collect();
-        assert_eq!(
-            fields,
-            [
-                "settings.time_zone",
-                "settings.promotion.selection_probability",
-                "settings.promotion.cost_per_use"
-            ]
-        );
-    }
 
     #[test]
     fn module_lists_parse_strictly() {

@@ -7,9 +7,9 @@
 
 use std::collections::HashSet;
 
+use crate::settings::PromotionSettings;
 use credits_ledger::{Ledger, SystemAccount, TransferResult};
 use kernel::money::CREDITS;
-use kernel::workspace::PromotionSettings;
 use kernel::{ServiceError, WriteTxn};
 use sea_orm::ActiveValue::Set;
 use uuid::Uuid;

@@ -2,10 +2,10 @@
 //! when a budget is exhausted, and signed decision ids derived from the request that asked.
 //! (Material types and synonyms are in `taxonomy`.)
 
+use crate::settings::PromotionSettings;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use kernel::workspace::PromotionSettings;
 use rand::Rng;
 use rand::SeedableRng;
 use rand::rngs::StdRng;

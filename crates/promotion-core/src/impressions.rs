@@ -14,9 +14,9 @@ use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::settings::PromotionSettings;
 use kernel::ServiceError;
 use kernel::background::ItemBackoff;
-use kernel::workspace::PromotionSettings;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 

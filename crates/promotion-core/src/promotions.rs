@@ -80,11 +80,9 @@ async fn daily_series(
     promotion_ids: &[Uuid],
 ) -> Result<Vec<pb::DailyPoint>, ServiceError> {
     let connection = core.context.db.connection();
-    let zone: chrono_tz::Tz = store::workspace_settings(connection, workspace_id)
+    let zone = store::workspace_section::<kernel::settings::TimeZone, _>(connection, workspace_id)
         .await?
-        .time_zone
-        .parse()
-        .unwrap_or(chrono_tz::UTC);
+        .zone();
     let day = |micros: i64| {
         from_micros(micros)
             .with_timezone(&zone)

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use kernel::workspace::Fraction;
+use crate::settings::Fraction;
 use kernel::{Context, ServiceError};
 use rand::Rng;
 use sea_orm::entity::prelude::*;

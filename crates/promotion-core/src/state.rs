@@ -73,6 +73,14 @@ impl PromotionCore {
         &self.snapshots
     }
 
+    /// What keeps selection in step with settings changes (registered with the gateway's
+    /// settings registry).
+    pub fn settings_observer(&self) -> Arc<dyn kernel::settings::Observer> {
+        Arc::new(crate::settings::SettingsObserver {
+            snapshots: self.snapshots.clone(),
+        })
+    }
+
     pub fn signer(&self) -> &DecisionSigner {
         &self.signer
     }

@@ -2,8 +2,8 @@
 //! the credit weighting among promoted picks and the uniform fallback. Each test is also run
 //! against a deliberately wrong sampler, which it must reject: the tests have power.
 
-use kernel::workspace::Fraction;
 use promotion_core::domain::WeightedSampler;
+use promotion_core::settings::Fraction;
 use promotion_core::snapshot::{EligiblePromotion, Snapshot};
 use promotion_core::taxonomy::Taxonomy;
 use rand::SeedableRng;

@@ -200,7 +200,7 @@ async fn settings_update_through_a_mask_and_invalid_values_change_nothing() {
     let promotion = before.promotion.expect("promotion settings");
     assert_eq!(
         promotion.selection_probability,
-        Some(pb::Fraction {
+        Some(proto::promotion::v1::Fraction {
             numerator: 1,
             denominator: 3
         })
@@ -243,7 +243,7 @@ async fn settings_update_through_a_mask_and_invalid_values_change_nothing() {
     let mut invalid = after.clone();
     invalid.time_zone = "Nowhere/Special".to_owned();
     if let Some(promotion) = invalid.promotion.as_mut() {
-        promotion.selection_probability = Some(pb::Fraction {
+        promotion.selection_probability = Some(proto::promotion::v1::Fraction {
             numerator: 2,
             denominator: 1,
         });

@@ -168,8 +168,8 @@ async fn a_poisoned_promotions_impressions_wait_while_the_others_are_written() {
     let app = spawn_app().await;
     crate::promotion_support::update_promotion_settings(
         &app,
-        proto::admin::v1::PromotionSettings {
-            selection_probability: Some(proto::admin::v1::Fraction {
+        pb::PromotionSettings {
+            selection_probability: Some(pb::Fraction {
                 numerator: 1,
                 denominator: 1,
             }),

@@ -206,7 +206,7 @@ async fn rpc_latency_by_method_and_status_and_background_failures_by_job_are_rec
         crate::background::promoted(&app, app.default_workspace, "stone", 100, 3, None).await;
     crate::promotion_support::update_promotion_settings(
         &app,
-        pb::PromotionSettings {
+        proto::promotion::v1::PromotionSettings {
             cost_per_use: 5,
             ..Default::default()
         },

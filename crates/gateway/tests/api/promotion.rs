@@ -1,5 +1,4 @@
 use kernel::Role;
-use proto::admin::v1 as admin;
 use proto::promotion::v1 as pb;
 use proto::promotion::v1::material_service_client::MaterialServiceClient;
 use proto::promotion::v1::promotion_service_client::PromotionServiceClient;
@@ -511,8 +510,8 @@ async fn two_gateways_on_one_database_never_charge_more_than_was_allocated() {
 #[tokio::test]
 async fn impressions_are_charged_up_to_the_budget_and_then_the_promotion_ends() {
     let app = spawn_app().await;
-    let settings = admin::PromotionSettings {
-        selection_probability: Some(admin::Fraction {
+    let settings = pb::PromotionSettings {
+        selection_probability: Some(pb::Fraction {
             numerator: 1,
             denominator: 1,
         }),

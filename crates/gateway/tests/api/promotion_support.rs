@@ -104,7 +104,7 @@ pub(crate) async fn promote(
 /// Updates the promotion settings named by `paths` (e.g. "promotion.cost_per_impression").
 pub(crate) async fn update_promotion_settings(
     app: &TestApp,
-    promotion: admin::PromotionSettings,
+    promotion: pb::PromotionSettings,
     paths: &[&str],
 ) {
     WorkspaceServiceClient::new(app.channel.clone())
@@ -127,11 +127,11 @@ pub(crate) async fn update_promotion_settings(
 }
 
 pub(crate) async fn set_selection_probability(app: &TestApp, numerator: i64, denominator: i64) {
-    let probability = admin::Fraction {
+    let probability = pb::Fraction {
         numerator,
         denominator,
     };
-    let settings = admin::PromotionSettings {
+    let settings = pb::PromotionSettings {
         selection_probability: Some(probability),
         ..Default::default()
     };

@@ -1,7 +1,6 @@
 //! The generator's API under retries, replicas and concurrency, and the one exhaustion rule.
 
 use kernel::Role;
-use proto::admin::v1 as admin;
 use proto::promotion::v1 as pb;
 use proto::promotion::v1::selection_service_client::SelectionServiceClient;
 
@@ -32,8 +31,8 @@ async fn select_with(
 async fn set_probability(app: &TestApp, numerator: i64, denominator: i64) {
     update_promotion_settings(
         app,
-        admin::PromotionSettings {
-            selection_probability: Some(admin::Fraction {
+        pb::PromotionSettings {
+            selection_probability: Some(pb::Fraction {
                 numerator,
                 denominator,
             }),
@@ -102,8 +101,8 @@ async fn impressions_recorded_equal_promoted_picks_served_under_concurrency() {
     let app = spawn_app().await;
     update_promotion_settings(
         &app,
-        admin::PromotionSettings {
-            selection_probability: Some(admin::Fraction {
+        pb::PromotionSettings {
+            selection_probability: Some(pb::Fraction {
                 numerator: 1,
                 denominator: 3,
             }),
@@ -171,7 +170,7 @@ async fn a_settings_change_that_exhausts_a_promotion_completes_and_refunds_it() 
     // the same rule it completes and refunds, rather than lingering unselectable.
     update_promotion_settings(
         &app,
-        admin::PromotionSettings {
+        pb::PromotionSettings {
             cost_per_use: 5,
             ..Default::default()
         },
@@ -195,8 +194,8 @@ async fn a_stopping_server_writes_every_impression_it_served() {
     let mut app = spawn_app().await;
     update_promotion_settings(
         &app,
-        admin::PromotionSettings {
-            selection_probability: Some(admin::Fraction {
+        pb::PromotionSettings {
+            selection_probability: Some(pb::Fraction {
                 numerator: 1,
                 denominator: 1,
             }),

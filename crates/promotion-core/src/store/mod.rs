@@ -292,25 +292,23 @@ pub async fn append_audit<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A settings section of a workspace (its defaults for one that does not exist).
+pub async fn workspace_section<S: kernel::settings::Section, C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+) -> Result<S, ServiceError> {
+    match kernel::workspace::get(connection, workspace_id).await? {
+        Some(row) => kernel::settings::read::<S>(&row),
+        None => Ok(S::default()),
+    }
+}
+
 /// The promotion settings of a workspace (defaults for one that does not exist).
 pub async fn promotion_settings<C: ConnectionTrait>(
     connection: &C,
     workspace_id: Uuid,
-) -> Result<kernel::workspace::PromotionSettings, ServiceError> {
-    Ok(workspace_settings(connection, workspace_id)
-        .await?
-        .promotion)
-}
-
-/// Every setting of a workspace (defaults for one that does not exist).
-pub async fn workspace_settings<C: ConnectionTrait>(
-    connection: &C,
-    workspace_id: Uuid,
-) -> Result<kernel::workspace::WorkspaceSettings, ServiceError> {
-    match kernel::workspace::get(connection, workspace_id).await? {
-        Some(row) => kernel::workspace::settings_of(&row),
-        None => Ok(kernel::workspace::WorkspaceSettings::default()),
-    }
+) -> Result<crate::settings::PromotionSettings, ServiceError> {
+    workspace_section(connection, workspace_id).await
 }
 
 /// Adds to a promotion's counters in one statement.
