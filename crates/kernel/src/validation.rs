@@ -65,15 +65,11 @@ impl Violations {
         self.take(field, result)
     }
 
-    /// An optional canonical UUID: `Ok(None)` when empty, `Err(())` after recording a violation.
-    pub fn optional_uuid(&mut self, field: &str, value: &str) -> Result<Option<Uuid>, ()> {
-        match ids::parse_optional_uuid(&self.domain, field, value) {
-            Ok(id) => Ok(id),
-            Err(error) => {
-                self.take::<()>(field, Err(error));
-                Err(())
-            }
-        }
+    /// An optional canonical UUID: `None` when empty, and `None` after recording a violation
+    /// when it is not a UUID.
+    pub fn optional_uuid(&mut self, field: &str, value: &str) -> Option<Uuid> {
+        let result = ids::parse_optional_uuid(&self.domain, field, value);
+        self.take(field, result).flatten()
     }
 
     /// Records a violation of `field` when `ok` is false.
@@ -140,10 +136,10 @@ mod tests {
         assert_eq!(violations.uuid("owner_id", "not-a-uuid"), None);
         let id = "0191f2a0-7b1c-7d4e-8f00-000000000001";
         assert_eq!(violations.uuid("other_id", id), Uuid::try_parse(id).ok());
-        assert_eq!(violations.optional_uuid("parent_id", ""), Ok(None));
+        assert_eq!(violations.optional_uuid("parent_id", ""), None);
         assert_eq!(
             violations.optional_uuid("parent_id", "00000000-0000-0000-0000-000000000000"),
-            Err(())
+            None
         );
         violations.check(1 + 1 == 3, "count", "must be odd");
         let error = violations.finish().expect_err("four violations");

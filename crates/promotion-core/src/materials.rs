@@ -107,9 +107,7 @@ fn validate_material(
             "at most 32 entries, keys up to 64 and values up to 256 printable characters",
         );
     }
-    let requested_owner = violations
-        .optional_uuid("owner_id", &material.owner_id)
-        .unwrap_or(None);
+    let requested_owner = violations.optional_uuid("owner_id", &material.owner_id);
     let manages_catalogue = principal.has_any_role(&[Role::Admin, Role::Ops]);
     let owner_id = if manages_catalogue {
         requested_owner
