@@ -9,6 +9,7 @@ mod m20261122_000001_kernel;
 mod m20261122_000002_ledger;
 mod m20261122_000003_promotion;
 mod m20261123_000004_tenant_keys;
+mod m20261123_000005_events;
 
 /// An index on `columns` of `table`, in order.
 pub(crate) fn index(
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_ledger::Migration),
             Box::new(m20261122_000003_promotion::Migration),
             Box::new(m20261123_000004_tenant_keys::Migration),
+            Box::new(m20261123_000005_events::Migration),
         ]
     }
 }

@@ -101,7 +101,7 @@ async fn rows_move_to_tenant_keys_and_roll_back() {
     )
     .await;
 
-    Migrator::up(&db, None).await.expect("tenant keys");
+    Migrator::up(&db, Some(1)).await.expect("tenant keys");
 
     let managed = |id: Uuid| {
         let db = &db;

@@ -38,6 +38,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// How long idempotency records are kept, in hours.
     pub idempotency_retention_hours: u64,
+    /// How long domain events are kept once every consumer has them, in hours.
+    pub event_retention_hours: u64,
     /// Varies the selection random number generator (tests and reproductions only). Selection is
     /// random per request either way, derived from the request id and the server key.
     pub selection_seed: Option<u64>,
@@ -104,6 +106,7 @@ impl Default for Config {
             limits: Limits::default(),
             database: DatabaseConfig::default(),
             idempotency_retention_hours: 72,
+            event_retention_hours: 168,
             selection_seed: None,
             jwt_max_lifetime_seconds: 30 * 86_400,
             warnings: Vec::new(),

@@ -22,6 +22,8 @@ use crate::token::{SecretSource, TokenIssuer, TokenVerifier};
 
 /// How long a stopping server waits for queued impressions to reach the database.
 const IMPRESSION_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often committed domain events get their positions (what consumers wait for at most).
+const EVENT_SEQUENCE_PERIOD: Duration = Duration::from_millis(200);
 
 /// A configured application: database migrated, default workspace present, keys loaded.
 pub struct App {
@@ -243,6 +245,11 @@ impl App {
             self.context.clone(),
             self.config.idempotency_retention_hours,
         ));
+        let events = tokio::spawn(kernel::events::run_sequencer(
+            self.context.clone(),
+            EVENT_SEQUENCE_PERIOD,
+            Duration::from_secs(self.config.event_retention_hours.saturating_mul(3600)),
+        ));
         let address = listener.local_addr()?;
         tracing::info!(%address, services = ?registry.service_names, "serving");
 
@@ -263,6 +270,7 @@ impl App {
         expiry.abort();
         promotion_tasks.abort();
         sweeper.abort();
+        events.abort();
         // Every call has drained: what selection queued must reach the database before we exit.
         match self
             .promotions

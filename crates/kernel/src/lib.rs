@@ -8,6 +8,7 @@ pub mod clock;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod money;

@@ -3,7 +3,7 @@
 //! in-memory snapshots, usage and impression charges, and analytics.
 //!
 //! Where things are: `domain` and `taxonomy` hold the rules without I/O; `store` every query;
-//! `settings` the module's workspace settings; `lifecycle` creating, funding and completing promotions; `charging` how uses and impressions
+//! `settings` the module's workspace settings; `events` the domain events it appends; `lifecycle` creating, funding and completing promotions; `charging` how uses and impressions
 //! are charged; `impressions` the batched impression writer; `snapshot` what selection serves
 //! from; `state` the module's shared state and background work; `materials`, `promotions` and
 //! `selection` the gRPC services.
@@ -11,6 +11,7 @@
 
 pub mod charging;
 pub mod domain;
+pub mod events;
 pub mod impressions;
 pub mod lifecycle;
 pub mod materials;

@@ -410,6 +410,7 @@ impl PromotionCore {
         )
         .await?;
         store::bump_version(&**txn, row.workspace_id).await?;
+        crate::events::completed(txn, &updated, action, remaining, now).await?;
         tracing::info!(promotion_id = %row.id, refunded = remaining, action, "promotion completed");
         Ok(updated)
     }

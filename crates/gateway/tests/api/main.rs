@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod background;
 mod cli;
+mod events;
 mod helpers;
 mod isolation;
 mod ledger;
