@@ -409,7 +409,7 @@ pub async fn status(context: &Context) -> Result<OutboxStatus, ServiceError> {
 pub async fn run_sequencer(context: Context, period: Duration, keep: Duration) {
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let prune_every = (3600_000 / period.as_millis().max(1) as u64).max(1);
+    let prune_every = (3_600_000 / period.as_millis().max(1) as u64).max(1);
     let mut ticks: u64 = 0;
     loop {
         ticker.tick().await;
@@ -426,7 +426,7 @@ pub async fn run_sequencer(context: Context, period: Duration, keep: Duration) {
                 }
             }
         }
-        if ticks % prune_every == 0 {
+        if ticks.is_multiple_of(prune_every) {
             match prune(&context, keep).await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "pruned delivered events"),
