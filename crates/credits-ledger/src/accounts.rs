@@ -81,7 +81,7 @@ pub async fn create_accounts<C: ConnectionTrait>(
             .all(connection)
             .await?
         {
-            existing.insert(row.id, store::account_from_row(row));
+            existing.insert(row.id, store::account_from_row(row)?);
         }
     }
     let mut results = Vec::with_capacity(accounts.len());

@@ -13,10 +13,11 @@ pub async fn get_account<C: ConnectionTrait>(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<Option<Account>, ServiceError> {
-    Ok(account::Entity::find_by_id((workspace_id, id))
+    account::Entity::find_by_id((workspace_id, id))
         .one(connection)
         .await?
-        .map(store::account_from_row))
+        .map(store::account_from_row)
+        .transpose()
 }
 
 /// Accounts of a workspace by ascending id, optionally of one owner and asset.
@@ -41,12 +42,12 @@ pub async fn list_accounts<C: ConnectionTrait>(
     if let Some(after) = after {
         query = query.filter(account::Column::Id.gt(after));
     }
-    Ok(query
+    query
         .all(connection)
         .await?
         .into_iter()
         .map(store::account_from_row)
-        .collect())
+        .collect()
 }
 
 /// The four balances of an account.
@@ -198,12 +199,12 @@ pub async fn list_transfers<C: ConnectionTrait>(
     if let Some(after_seq) = after_seq {
         query = query.filter(transfer::Column::Seq.gt(after_seq));
     }
-    Ok(query
+    query
         .all(connection)
         .await?
         .into_iter()
         .map(store::transfer_from_row)
-        .collect())
+        .collect()
 }
 
 pub async fn get_transfer<C: ConnectionTrait>(
@@ -211,8 +212,9 @@ pub async fn get_transfer<C: ConnectionTrait>(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<Option<StoredTransfer>, ServiceError> {
-    Ok(transfer::Entity::find_by_id((workspace_id, id))
+    transfer::Entity::find_by_id((workspace_id, id))
         .one(connection)
         .await?
-        .map(store::transfer_from_row))
+        .map(store::transfer_from_row)
+        .transpose()
 }

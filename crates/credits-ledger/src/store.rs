@@ -121,12 +121,19 @@ pub fn metadata_to_column(metadata: &BTreeMap<String, String>) -> String {
     serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
 }
 
-fn metadata_from_column(text: &str) -> BTreeMap<String, String> {
-    serde_json::from_str(text).unwrap_or_default()
+fn metadata_from_column(
+    table: &str,
+    workspace_id: Uuid,
+    id: Uuid,
+    text: &str,
+) -> Result<BTreeMap<String, String>, ServiceError> {
+    kernel::db::json_column(table, format!("({workspace_id}, {id})"), "metadata", text)
 }
 
-pub fn account_from_row(row: account::Model) -> Account {
-    Account {
+/// An account from its row; metadata that does not parse is an error naming the row.
+pub fn account_from_row(row: account::Model) -> Result<Account, ServiceError> {
+    let metadata = metadata_from_column("ledger_account", row.workspace_id, row.id, &row.metadata)?;
+    Ok(Account {
         id: row.id,
         workspace_id: row.workspace_id,
         owner_id: row.owner_id,
@@ -137,9 +144,9 @@ pub fn account_from_row(row: account::Model) -> Account {
         credits_posted: row.credits_posted,
         debits_pending: row.debits_pending,
         credits_pending: row.credits_pending,
-        metadata: metadata_from_column(&row.metadata),
+        metadata,
         created_at: row.created_at,
-    }
+    })
 }
 
 pub fn account_to_row(account: &Account) -> account::Model {
@@ -167,8 +174,11 @@ pub struct StoredTransfer {
     pub hash: String,
 }
 
-pub fn transfer_from_row(row: transfer::Model) -> StoredTransfer {
-    StoredTransfer {
+/// A transfer from its row; metadata that does not parse is an error naming the row.
+pub fn transfer_from_row(row: transfer::Model) -> Result<StoredTransfer, ServiceError> {
+    let metadata =
+        metadata_from_column("ledger_transfer", row.workspace_id, row.id, &row.metadata)?;
+    Ok(StoredTransfer {
         transfer: Transfer {
             id: row.id,
             workspace_id: row.workspace_id,
@@ -181,7 +191,7 @@ pub fn transfer_from_row(row: transfer::Model) -> StoredTransfer {
             pending_id: row.pending_id,
             timeout_seconds: row.timeout_seconds,
             flags: row.flags as u32,
-            metadata: metadata_from_column(&row.metadata),
+            metadata,
             pending_state: PendingState::from_i16(row.pending_state),
             expires_at: row.expires_at,
             resolved_at: row.resolved_at,
@@ -189,7 +199,7 @@ pub fn transfer_from_row(row: transfer::Model) -> StoredTransfer {
         },
         seq: row.seq,
         hash: row.hash,
-    }
+    })
 }
 
 fn transfer_to_row(transfer: &Transfer, seq: i64, hash: String) -> transfer::ActiveModel {
@@ -372,7 +382,7 @@ pub(crate) async fn load_transfers<C: ConnectionTrait>(
                 query = query.lock_exclusive();
             }
             for row in query.all(connection).await? {
-                let stored = transfer_from_row(row);
+                let stored = transfer_from_row(row)?;
                 working
                     .transfers
                     .insert(stored.transfer.key(), stored.transfer);

@@ -42,9 +42,21 @@ pub async fn verify<C: ConnectionTrait>(connection: &C) -> Result<VerifyReport, 
                 break;
             }
             for row in page {
-                let stored = store::transfer_from_row(row);
+                let (id, seq, hash) = (row.id, row.seq, row.hash.clone());
                 expected_seq += 1;
                 report.transfers += 1;
+                let stored = match store::transfer_from_row(row) {
+                    Ok(stored) => stored,
+                    Err(_) => {
+                        report.problems.push(format!(
+                            "workspace {}: transfer {id} (seq {seq}) has metadata that is not JSON, so its hash cannot be checked",
+                            head.workspace_id
+                        ));
+                        expected_seq = seq;
+                        previous = hash;
+                        continue;
+                    }
+                };
                 if stored.seq != expected_seq {
                     report.problems.push(format!(
                         "workspace {}: transfer {} has seq {} where {} was expected",
@@ -94,8 +106,14 @@ pub async fn verify<C: ConnectionTrait>(connection: &C) -> Result<VerifyReport, 
         };
         after = Some((last.workspace_id, last.id));
         for row in page {
-            let account = store::account_from_row(row);
+            let (workspace_id, id) = (row.workspace_id, row.id);
             report.accounts += 1;
+            let Ok(account) = store::account_from_row(row) else {
+                report.problems.push(format!(
+                    "workspace {workspace_id}: account {id} has metadata that is not JSON"
+                ));
+                continue;
+            };
             let stored = Balances::of(&account);
             let recomputed =
                 balances_as_of(connection, account.workspace_id, account.id, None).await?;

@@ -306,3 +306,43 @@ mod tests {
         assert_eq!(classify_code("22P02"), DbErrorKind::Other);
     }
 }
+
+/// Parses a JSON column of one row. A value that does not parse is an error naming the table,
+/// the row and the column (an operator can find and repair it), never a silent empty value.
+pub fn json_column<T: serde::de::DeserializeOwned>(
+    table: &str,
+    row: impl std::fmt::Display,
+    column: &str,
+    text: &str,
+) -> Result<T, ServiceError> {
+    serde_json::from_str(text).map_err(|error| {
+        ServiceError::internal(format!(
+            "{table} row {row}: column {column} does not hold the JSON it should: {error}"
+        ))
+    })
+}
+
+/// The JSON text of a value for a JSON column.
+pub fn to_json_column<T: serde::Serialize>(value: &T) -> Result<String, ServiceError> {
+    serde_json::to_string(value)
+        .map_err(|error| ServiceError::internal(format!("a JSON column value: {error}")))
+}
+
+#[cfg(test)]
+mod json_column_tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_json_names_its_row_and_column() {
+        let ok: Vec<String> = json_column("t", "r1", "tags", r#"["a"]"#).expect("parses");
+        assert_eq!(ok, ["a"]);
+        let error = json_column::<Vec<String>>("promo_material", "(w, m)", "tags", "[\"a\"")
+            .expect_err("truncated");
+        let detail = format!("{error:?}");
+        assert!(
+            detail.contains("promo_material row (w, m): column tags"),
+            "{detail}"
+        );
+        assert_eq!(error.message(), "internal error");
+    }
+}

@@ -33,19 +33,19 @@ pub fn grpc(core: Arc<PromotionCore>) -> MaterialServiceServer<MaterialGrpc> {
     MaterialServiceServer::new(MaterialGrpc { core })
 }
 
-pub fn material_to_proto(row: &material::Model) -> pb::Material {
-    pb::Material {
+pub fn material_to_proto(row: &material::Model) -> Result<pb::Material, ServiceError> {
+    Ok(pb::Material {
         id: row.id.to_string(),
         name: row.name.clone(),
         material_type: row.material_type.clone(),
-        tags: store::parse_list(&row.tags),
+        tags: row.tag_list()?,
         owner_id: row
             .owner_id
             .map(|owner| owner.to_string())
             .unwrap_or_default(),
-        properties: store::parse_map(&row.properties),
+        properties: row.property_map()?,
         create_time: Some(micros_to_timestamp(row.created_at)),
-    }
+    })
 }
 
 fn normalize_tag(tag: &str) -> Option<String> {
@@ -132,13 +132,15 @@ fn validate_material(
     })
 }
 
-pub fn material_type_to_proto(row: &material_type::Model) -> pb::MaterialType {
-    pb::MaterialType {
+pub fn material_type_to_proto(
+    row: &material_type::Model,
+) -> Result<pb::MaterialType, ServiceError> {
+    Ok(pb::MaterialType {
         name: row.name.clone(),
-        synonyms: store::parse_list(&row.synonyms),
+        synonyms: row.synonym_list()?,
         create_time: Some(micros_to_timestamp(row.created_at)),
         update_time: Some(micros_to_timestamp(row.updated_at)),
-    }
+    })
 }
 
 /// A type and its synonyms, normalised and checked against the rest of the taxonomy.
@@ -270,7 +272,10 @@ impl MaterialGrpc {
                 store::insert_all(&*txn, active).await?;
                 store::bump_version(&*txn, workspace_id).await?;
                 let response = pb::ImportMaterialsResponse {
-                    materials: rows.iter().map(material_to_proto).collect(),
+                    materials: rows
+                        .iter()
+                        .map(material_to_proto)
+                        .collect::<Result<_, _>>()?,
                 };
                 Ok((txn, response))
             })
@@ -300,7 +305,7 @@ impl MaterialGrpc {
                 store::seed_taxonomy(&*txn, workspace_id, now).await?;
                 let row = store::save_type(&*txn, workspace_id, &name, &synonyms, now).await?;
                 store::bump_version(&*txn, workspace_id).await?;
-                Ok((txn, material_type_to_proto(&row)))
+                Ok((txn, material_type_to_proto(&row)?))
             })
             .await?;
         self.core.snapshots.invalidate(workspace_id);
@@ -383,7 +388,7 @@ impl MaterialService for MaterialGrpc {
         )
         .await?
         .ok_or_else(|| ServiceError::not_found(DOMAIN, "MATERIAL_NOT_FOUND", "material"))?;
-        Ok(Response::new(material_to_proto(&row)))
+        Ok(Response::new(material_to_proto(&row)?))
     }
 
     async fn list_materials(
@@ -429,7 +434,7 @@ impl MaterialService for MaterialGrpc {
                 .await?
                 .iter()
                 .map(material_type_to_proto)
-                .collect()
+                .collect::<Result<_, _>>()?
             } else {
                 Taxonomy::defaults()
                     .types()
@@ -538,5 +543,10 @@ pub async fn list_page(
     )
     .await?;
     let next = kernel::pagination::finish_page(&mut rows, limit, &digest, |row| row.id.to_string());
-    Ok((rows.iter().map(material_to_proto).collect(), next))
+    Ok((
+        rows.iter()
+            .map(material_to_proto)
+            .collect::<Result<_, _>>()?,
+        next,
+    ))
 }

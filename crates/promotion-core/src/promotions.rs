@@ -40,10 +40,10 @@ fn status_to_proto(status: Status) -> pb::PromotionStatus {
     }
 }
 
-pub fn promotion_to_proto(row: &promotion::Model, now: i64) -> pb::Promotion {
+pub fn promotion_to_proto(row: &promotion::Model, now: i64) -> Result<pb::Promotion, ServiceError> {
     let stored = Status::from_i32(row.status).unwrap_or(Status::Completed);
     let status = domain::effective_status(stored, row.start_time, row.end_time, now);
-    pb::Promotion {
+    Ok(pb::Promotion {
         id: row.id.to_string(),
         material_id: row.material_id.to_string(),
         factory_id: row.factory_id.to_string(),
@@ -58,8 +58,8 @@ pub fn promotion_to_proto(row: &promotion::Model, now: i64) -> pb::Promotion {
         end_time: row.end_time.map(micros_to_timestamp),
         create_time: Some(micros_to_timestamp(row.created_at)),
         update_time: Some(micros_to_timestamp(row.updated_at)),
-        project_types: store::parse_list(&row.project_types),
-    }
+        project_types: row.project_type_list()?,
+    })
 }
 
 fn check_credits(credits: i64) -> Result<(), ServiceError> {
@@ -177,7 +177,7 @@ impl PromotionGrpc {
             .context
             .idempotent(key, |txn| async move {
                 let (txn, row) = operation(txn).await?;
-                Ok((txn, promotion_to_proto(&row, self.now())))
+                Ok((txn, promotion_to_proto(&row, self.now())?))
             })
             .await?;
         if response.status == pb::PromotionStatus::Completed as i32
@@ -304,7 +304,7 @@ impl PromotionService for PromotionGrpc {
     ) -> Result<Response<pb::Promotion>, GrpcStatus> {
         let principal = Principal::of(&request)?;
         let row = self.visible(principal, "id", &request.get_ref().id).await?;
-        Ok(Response::new(promotion_to_proto(&row, self.now())))
+        Ok(Response::new(promotion_to_proto(&row, self.now())?))
     }
 
     async fn list_promotions(
@@ -353,7 +353,7 @@ impl PromotionService for PromotionGrpc {
             let exhausted = rows.len() as u64 <= limit;
             for row in rows {
                 cursor = Some(row.id);
-                let proto = promotion_to_proto(&row, now);
+                let proto = promotion_to_proto(&row, now)?;
                 if wanted_status.is_none_or(|status| proto.status == status as i32) {
                     promotions.push(proto);
                     if promotions.len() as u64 > limit {
@@ -485,7 +485,9 @@ impl PromotionService for PromotionGrpc {
             active_promotions: rows
                 .iter()
                 .filter(|row| {
-                    promotion_to_proto(row, now).status == pb::PromotionStatus::Active as i32
+                    let stored = Status::from_i32(row.status).unwrap_or(Status::Completed);
+                    domain::effective_status(stored, row.start_time, row.end_time, now)
+                        == Status::Active
                 })
                 .count() as i64,
             daily: daily_series(&self.core, principal.workspace_id, &ids).await?,

@@ -396,7 +396,7 @@ async fn load(context: &Context, workspace_id: Uuid) -> Result<Snapshot, Service
             material_id: row.material_id,
             material_type: row.material_type.clone(),
             weight: row.credits_allocated.max(0) as u64,
-            project_types: store::parse_list(&row.project_types),
+            project_types: row.project_type_list()?,
         });
     }
     Ok(Snapshot::build(

@@ -402,3 +402,80 @@ async fn errors_name_what_would_fix_them() {
         short.message()
     );
 }
+
+/// A JSON column damaged outside the service (a bad manual repair, a bug in an old version) is an
+/// error that names nothing internal to the caller, never a silently empty value, and does not
+/// spill into other rows or other workspaces' settings.
+#[tokio::test]
+async fn corrupt_json_columns_are_errors_not_empty_values() {
+    let app = spawn_app().await;
+    let token = app.token(&[Role::Admin]);
+    let material = crate::helpers::create_material(&app, &token, "Oak", "wood").await;
+    let healthy = crate::helpers::create_material(&app, &token, "Ash", "wood").await;
+    let id = Uuid::parse_str(&material.id).expect("id");
+    assert_eq!(
+        app.execute(
+            "UPDATE promo_material SET tags = ? WHERE id = ?",
+            vec!["[\"half".into(), id.into()],
+        )
+        .await,
+        1
+    );
+    let materials = proto::promotion::v1::material_service_client::MaterialServiceClient::new(
+        app.channel.clone(),
+    );
+    let broken = materials
+        .clone()
+        .get_material(authed(
+            pb::GetMaterialRequest {
+                id: material.id.clone(),
+            },
+            &token,
+        ))
+        .await
+        .expect_err("corrupt row");
+    assert_eq!(broken.code(), Code::Internal);
+    assert_eq!(reason(&broken), "INTERNAL");
+    assert!(
+        !broken.message().contains("promo_material"),
+        "{}",
+        broken.message()
+    );
+    let fine = materials
+        .clone()
+        .get_material(authed(pb::GetMaterialRequest { id: healthy.id }, &token))
+        .await
+        .expect("the other row reads");
+    assert_eq!(fine.into_inner().name, "Ash");
+
+    let other = app.other_workspace("intact").await;
+    assert_eq!(
+        app.execute(
+            "UPDATE kernel_workspace SET settings = ? WHERE id = ?",
+            vec!["{\"time_zone\": 7}".into(), app.default_workspace.into()],
+        )
+        .await,
+        1
+    );
+    let settings = WorkspaceServiceClient::new(app.channel.clone());
+    let broken = settings
+        .clone()
+        .get_settings(authed(admin::GetSettingsRequest::default(), &token))
+        .await
+        .expect_err("corrupt settings");
+    assert_eq!(broken.code(), Code::Internal);
+    let platform = app.token(&[Role::PlatformAdmin]);
+    let intact = settings
+        .clone()
+        .get_settings(authed(
+            admin::GetSettingsRequest {
+                workspace_id: other.to_string(),
+            },
+            &platform,
+        ))
+        .await
+        .expect("another workspace's settings read")
+        .into_inner();
+    assert_eq!(intact.time_zone, "UTC");
+    assert_eq!(intact.promotion.map(|p| p.cost_per_use), Some(1));
+}

@@ -160,16 +160,64 @@ pub fn json_list(values: &[String]) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".to_owned())
 }
 
-pub fn parse_list(text: &str) -> Vec<String> {
-    serde_json::from_str(text).unwrap_or_default()
+impl material::Model {
+    pub fn tag_list(&self) -> Result<Vec<String>, ServiceError> {
+        parse_list("promo_material", self.key(), "tags", &self.tags)
+    }
+
+    pub fn property_map(&self) -> Result<BTreeMap<String, String>, ServiceError> {
+        parse_map("promo_material", self.key(), "properties", &self.properties)
+    }
+
+    fn key(&self) -> String {
+        format!("({}, {})", self.workspace_id, self.id)
+    }
+}
+
+impl promotion::Model {
+    pub fn project_type_list(&self) -> Result<Vec<String>, ServiceError> {
+        parse_list(
+            "promo_promotion",
+            format!("({}, {})", self.workspace_id, self.id),
+            "project_types",
+            &self.project_types,
+        )
+    }
+}
+
+impl material_type::Model {
+    pub fn synonym_list(&self) -> Result<Vec<String>, ServiceError> {
+        parse_list(
+            "promo_type",
+            format!("({}, {})", self.workspace_id, self.name),
+            "synonyms",
+            &self.synonyms,
+        )
+    }
+}
+
+/// A JSON list column of `table` row `row` (an error naming them when it does not parse).
+pub fn parse_list(
+    table: &str,
+    row: impl std::fmt::Display,
+    column: &str,
+    text: &str,
+) -> Result<Vec<String>, ServiceError> {
+    kernel::db::json_column(table, row, column, text)
 }
 
 pub fn json_map(values: &BTreeMap<String, String>) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "{}".to_owned())
 }
 
-pub fn parse_map(text: &str) -> BTreeMap<String, String> {
-    serde_json::from_str(text).unwrap_or_default()
+/// A JSON object column of `table` row `row` (an error naming them when it does not parse).
+pub fn parse_map(
+    table: &str,
+    row: impl std::fmt::Display,
+    column: &str,
+    text: &str,
+) -> Result<BTreeMap<String, String>, ServiceError> {
+    kernel::db::json_column(table, row, column, text)
 }
 
 /// Tells every replica's snapshot refresher that this workspace's selection inputs changed.

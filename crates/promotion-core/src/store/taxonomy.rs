@@ -6,7 +6,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{insert_all, json_list, parse_list};
+use super::{insert_all, json_list};
 
 pub mod material_type {
     use sea_orm::entity::prelude::*;
@@ -72,10 +72,12 @@ pub async fn load_taxonomy<C: ConnectionTrait>(
         .filter(material_type::Column::WorkspaceId.eq(workspace_id))
         .all(connection)
         .await?;
-    Ok(crate::taxonomy::Taxonomy::from_types(
-        rows.into_iter()
-            .map(|row| (row.name, parse_list(&row.synonyms))),
-    ))
+    let mut types = Vec::with_capacity(rows.len());
+    for row in rows {
+        let synonyms = row.synonym_list()?;
+        types.push((row.name, synonyms));
+    }
+    Ok(crate::taxonomy::Taxonomy::from_types(types))
 }
 
 /// Stores the default taxonomy for a workspace that has none stored yet; call before changing it.
