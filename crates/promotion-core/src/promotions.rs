@@ -9,15 +9,14 @@ use kernel::pagination::{PageToken, page_size};
 use kernel::{IdempotencyKey, Principal, Role, ServiceError};
 use proto::promotion::v1 as pb;
 use proto::promotion::v1::promotion_service_server::{PromotionService, PromotionServiceServer};
-use sea_orm::entity::prelude::*;
-use sea_orm::{QueryFilter, QueryOrder, QuerySelect};
 use tonic::{Request, Response, Status as GrpcStatus};
+use uuid::Uuid;
 
 use crate::DOMAIN;
 use crate::domain::{self, Status};
 use crate::lifecycle::{NewPromotion, may_manage, promotion_not_found};
 use crate::state::PromotionCore;
-use crate::store::{self, audit, impression, promotion, usage};
+use crate::store::{self, promotion};
 
 /// Largest allocation one call may make.
 const MAX_CREDITS: i64 = 1_000_000_000_000;
@@ -91,27 +90,12 @@ async fn daily_series(
     };
     let mut points: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
     for chunk in promotion_ids.chunks(500) {
-        let impressions: Vec<(i64, i64)> = impression::Entity::find()
-            .select_only()
-            .columns([impression::Column::CreatedAt, impression::Column::Charge])
-            .filter(impression::Column::WorkspaceId.eq(workspace_id))
-            .filter(impression::Column::PromotionId.is_in(chunk.iter().copied()))
-            .into_tuple()
-            .all(connection)
-            .await?;
+        let (impressions, uses) = store::charge_times(connection, workspace_id, chunk).await?;
         for (at, charge) in impressions {
             let point = points.entry(day(at)).or_default();
             point.0 += 1;
             point.2 += charge;
         }
-        let uses: Vec<(i64, i64)> = usage::Entity::find()
-            .select_only()
-            .columns([usage::Column::CreatedAt, usage::Column::Charge])
-            .filter(usage::Column::WorkspaceId.eq(workspace_id))
-            .filter(usage::Column::PromotionId.is_in(chunk.iter().copied()))
-            .into_tuple()
-            .all(connection)
-            .await?;
         for (at, charge) in uses {
             let point = points.entry(day(at)).or_default();
             point.1 += 1;
@@ -333,23 +317,18 @@ impl PromotionService for PromotionGrpc {
         let mut cursor = after;
         // Status depends on the clock, so it is filtered here; pages are refilled until full.
         loop {
-            let mut query = promotion::Entity::find()
-                .filter(promotion::Column::WorkspaceId.eq(principal.workspace_id))
-                .order_by_asc(promotion::Column::Id)
-                .limit(limit + 1);
-            if !all {
-                query = query.filter(promotion::Column::FactoryId.eq(principal.subject));
-            }
-            if let Some(material_id) = material_id {
-                query = query.filter(promotion::Column::MaterialId.eq(material_id));
-            }
-            if let Some(cursor) = cursor {
-                query = query.filter(promotion::Column::Id.gt(cursor));
-            }
-            let rows = query
-                .all(self.core.context.db.connection())
-                .await
-                .map_err(ServiceError::from)?;
+            let filter = store::PromotionFilter {
+                factory_id: (!all).then_some(principal.subject),
+                material_id,
+                after: cursor,
+            };
+            let rows = store::list_promotions(
+                self.core.context.db.connection(),
+                principal.workspace_id,
+                &filter,
+                limit + 1,
+            )
+            .await?;
             let exhausted = rows.len() as u64 <= limit;
             for row in rows {
                 cursor = Some(row.id);
@@ -454,12 +433,12 @@ impl PromotionService for PromotionGrpc {
     ) -> Result<Response<pb::FactoryAnalytics>, GrpcStatus> {
         let principal = Principal::of(&request)?;
         let factory_id = self.factory_of(principal, &request.get_ref().factory_id)?;
-        let rows = promotion::Entity::find()
-            .filter(promotion::Column::WorkspaceId.eq(principal.workspace_id))
-            .filter(promotion::Column::FactoryId.eq(factory_id))
-            .all(self.core.context.db.connection())
-            .await
-            .map_err(ServiceError::from)?;
+        let rows = store::factory_promotions(
+            self.core.context.db.connection(),
+            principal.workspace_id,
+            factory_id,
+        )
+        .await?;
         let now = self.now();
         // Saturating: a sum past i64 is reported as the largest value, never wrapped or a panic.
         let sum = |field: fn(&promotion::Model) -> i64| {
@@ -529,18 +508,14 @@ impl PromotionService for PromotionGrpc {
         let limit = page_size(DOMAIN, body.page_size)?;
         let digest = PageToken::query_digest(&["audit", &body.promotion_id]);
         let after = kernel::pagination::decode_uuid_cursor(DOMAIN, &digest, &body.page_token)?;
-        let mut query = audit::Entity::find()
-            .filter(audit::Column::WorkspaceId.eq(row.workspace_id))
-            .filter(audit::Column::PromotionId.eq(row.id))
-            .order_by_asc(audit::Column::Id)
-            .limit(limit + 1);
-        if let Some(after) = after {
-            query = query.filter(audit::Column::Id.gt(after));
-        }
-        let mut entries = query
-            .all(self.core.context.db.connection())
-            .await
-            .map_err(ServiceError::from)?;
+        let mut entries = store::list_audit(
+            self.core.context.db.connection(),
+            row.workspace_id,
+            row.id,
+            after,
+            limit + 1,
+        )
+        .await?;
         let next_page_token =
             kernel::pagination::finish_page(&mut entries, limit, &digest, |row| row.id.to_string());
         Ok(Response::new(pb::ListPromotionAuditResponse {

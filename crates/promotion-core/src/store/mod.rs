@@ -359,6 +359,95 @@ pub async fn promotion_settings<C: ConnectionTrait>(
     workspace_section(connection, workspace_id).await
 }
 
+/// What the promotions list may filter on: the caller's own (a factory) or everyone's, one
+/// material, after an id.
+pub struct PromotionFilter {
+    pub factory_id: Option<Uuid>,
+    pub material_id: Option<Uuid>,
+    pub after: Option<Uuid>,
+}
+
+/// Promotions of a workspace in id order, filtered, up to `limit`.
+pub async fn list_promotions<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    filter: &PromotionFilter,
+    limit: u64,
+) -> Result<Vec<promotion::Model>, ServiceError> {
+    let mut query = promotion::Entity::find()
+        .filter(promotion::Column::WorkspaceId.eq(workspace_id))
+        .order_by_asc(promotion::Column::Id)
+        .limit(limit);
+    if let Some(factory_id) = filter.factory_id {
+        query = query.filter(promotion::Column::FactoryId.eq(factory_id));
+    }
+    if let Some(material_id) = filter.material_id {
+        query = query.filter(promotion::Column::MaterialId.eq(material_id));
+    }
+    if let Some(after) = filter.after {
+        query = query.filter(promotion::Column::Id.gt(after));
+    }
+    Ok(query.all(connection).await?)
+}
+
+/// Every promotion of one factory.
+pub async fn factory_promotions<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    factory_id: Uuid,
+) -> Result<Vec<promotion::Model>, ServiceError> {
+    Ok(promotion::Entity::find()
+        .filter(promotion::Column::WorkspaceId.eq(workspace_id))
+        .filter(promotion::Column::FactoryId.eq(factory_id))
+        .all(connection)
+        .await?)
+}
+
+/// A promotion's audit entries in id order after `after`, up to `limit`.
+pub async fn list_audit<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    promotion_id: Uuid,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<audit::Model>, ServiceError> {
+    let mut query = audit::Entity::find()
+        .filter(audit::Column::WorkspaceId.eq(workspace_id))
+        .filter(audit::Column::PromotionId.eq(promotion_id))
+        .order_by_asc(audit::Column::Id)
+        .limit(limit);
+    if let Some(after) = after {
+        query = query.filter(audit::Column::Id.gt(after));
+    }
+    Ok(query.all(connection).await?)
+}
+
+/// `(created_at, charge)` of every impression and of every use of the given promotions, for
+/// daily series.
+pub async fn charge_times<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    promotion_ids: &[Uuid],
+) -> Result<(Vec<(i64, i64)>, Vec<(i64, i64)>), ServiceError> {
+    let impressions: Vec<(i64, i64)> = impression::Entity::find()
+        .select_only()
+        .columns([impression::Column::CreatedAt, impression::Column::Charge])
+        .filter(impression::Column::WorkspaceId.eq(workspace_id))
+        .filter(impression::Column::PromotionId.is_in(promotion_ids.iter().copied()))
+        .into_tuple()
+        .all(connection)
+        .await?;
+    let uses: Vec<(i64, i64)> = usage::Entity::find()
+        .select_only()
+        .columns([usage::Column::CreatedAt, usage::Column::Charge])
+        .filter(usage::Column::WorkspaceId.eq(workspace_id))
+        .filter(usage::Column::PromotionId.is_in(promotion_ids.iter().copied()))
+        .into_tuple()
+        .all(connection)
+        .await?;
+    Ok((impressions, uses))
+}
+
 /// Adds to a promotion's counters in one statement.
 pub async fn add_to_counters<C: ConnectionTrait>(
     connection: &C,
