@@ -9,7 +9,6 @@ use credits_ledger::{Ledger, NewTransfer, SystemAccount, TransferResult};
 use kernel::money::CREDITS;
 use kernel::{Principal, Role, ServiceError, WriteTxn};
 use sea_orm::ActiveValue::Set;
-use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use crate::DOMAIN;
@@ -135,9 +134,7 @@ impl PromotionCore {
             created_at: now,
             updated_at: now,
         };
-        promotion::Entity::insert(promotion::ActiveModel::from(row.clone()))
-            .exec_without_returning(&**txn)
-            .await?;
+        store::insert_promotion(&**txn, &row).await?;
         self.fund(txn, workspace_id, factory_id, id, request.credits, now)
             .await?;
         store::append_audit(
@@ -259,14 +256,16 @@ impl PromotionCore {
             now,
         )
         .await?;
-        let updated = promotion::Entity::update(promotion::ActiveModel {
-            workspace_id: Set(workspace_id),
-            id: Set(promotion_id),
-            credits_allocated: Set(allocated),
-            updated_at: Set(now),
-            ..Default::default()
-        })
-        .exec(&**txn)
+        let updated = store::update_promotion(
+            &**txn,
+            workspace_id,
+            promotion_id,
+            promotion::ActiveModel {
+                credits_allocated: Set(allocated),
+                updated_at: Set(now),
+                ..Default::default()
+            },
+        )
         .await?;
         store::append_audit(
             &**txn,
@@ -315,14 +314,16 @@ impl PromotionCore {
                 } else {
                     wanted
                 };
-                let updated = promotion::Entity::update(promotion::ActiveModel {
-                    workspace_id: Set(workspace_id),
-                    id: Set(promotion_id),
-                    status: Set(next as i32),
-                    updated_at: Set(now),
-                    ..Default::default()
-                })
-                .exec(&**txn)
+                let updated = store::update_promotion(
+                    &**txn,
+                    workspace_id,
+                    promotion_id,
+                    promotion::ActiveModel {
+                        status: Set(next as i32),
+                        updated_at: Set(now),
+                        ..Default::default()
+                    },
+                )
                 .await?;
                 let action = if wanted == Status::Active {
                     "RESUMED"
@@ -389,15 +390,17 @@ impl PromotionCore {
                 }
             }
         }
-        let updated = promotion::Entity::update(promotion::ActiveModel {
-            workspace_id: Set(row.workspace_id),
-            id: Set(row.id),
-            status: Set(Status::Completed as i32),
-            credits_refunded: Set(row.credits_refunded + remaining),
-            updated_at: Set(now),
-            ..Default::default()
-        })
-        .exec(&**txn)
+        let updated = store::update_promotion(
+            &**txn,
+            row.workspace_id,
+            row.id,
+            promotion::ActiveModel {
+                status: Set(Status::Completed as i32),
+                credits_refunded: Set(row.credits_refunded + remaining),
+                updated_at: Set(now),
+                ..Default::default()
+            },
+        )
         .await?;
         store::append_audit(
             &**txn,

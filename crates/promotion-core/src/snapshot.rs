@@ -9,12 +9,10 @@ use std::time::{Duration, Instant};
 use crate::settings::Fraction;
 use kernel::{Context, ServiceError};
 use rand::Rng;
-use sea_orm::entity::prelude::*;
-use sea_orm::{QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::domain::{self, Status, WeightedSampler};
-use crate::store::{self, material, promotion};
+use crate::store;
 use crate::taxonomy::Taxonomy;
 
 /// A promoted material that selection may show.
@@ -345,20 +343,7 @@ async fn load(context: &Context, workspace_id: Uuid) -> Result<Snapshot, Service
     let mut materials = Vec::new();
     let mut after: Option<Uuid> = None;
     loop {
-        let mut query = material::Entity::find()
-            .select_only()
-            .columns([
-                material::Column::Id,
-                material::Column::Name,
-                material::Column::MaterialType,
-            ])
-            .filter(material::Column::WorkspaceId.eq(workspace_id))
-            .order_by_asc(material::Column::Id)
-            .limit(10_000);
-        if let Some(after) = after {
-            query = query.filter(material::Column::Id.gt(after));
-        }
-        let page: Vec<(Uuid, String, String)> = query.into_tuple().all(connection).await?;
+        let page = store::material_page(connection, workspace_id, after, 10_000).await?;
         let Some(last) = page.last() else {
             break;
         };
@@ -370,11 +355,7 @@ async fn load(context: &Context, workspace_id: Uuid) -> Result<Snapshot, Service
         }
     }
     let now = kernel::clock::to_micros(context.clock.now());
-    let rows = promotion::Entity::find()
-        .filter(promotion::Column::WorkspaceId.eq(workspace_id))
-        .filter(promotion::Column::Status.is_in([Status::Pending as i32, Status::Active as i32]))
-        .all(connection)
-        .await?;
+    let rows = store::open_promotions(connection, workspace_id).await?;
     let mut next_boundary: Option<i64> = None;
     let mut eligible = Vec::new();
     for row in rows {

@@ -359,6 +359,66 @@ pub async fn promotion_settings<C: ConnectionTrait>(
     workspace_section(connection, workspace_id).await
 }
 
+/// Stores a new promotion.
+pub async fn insert_promotion<C: ConnectionTrait>(
+    connection: &C,
+    row: &promotion::Model,
+) -> Result<(), ServiceError> {
+    promotion::Entity::insert(promotion::ActiveModel::from(row.clone()))
+        .exec_without_returning(connection)
+        .await?;
+    Ok(())
+}
+
+/// Changes the fields `changes` sets on one promotion (its key is taken from `workspace_id` and
+/// `id`) and returns the row as stored.
+pub async fn update_promotion<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    id: Uuid,
+    mut changes: promotion::ActiveModel,
+) -> Result<promotion::Model, ServiceError> {
+    changes.workspace_id = Set(workspace_id);
+    changes.id = Set(id);
+    Ok(promotion::Entity::update(changes).exec(connection).await?)
+}
+
+/// One page of `(id, name, type)` of a workspace's materials in id order, after `after`.
+pub async fn material_page<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<(Uuid, String, String)>, ServiceError> {
+    let mut query = material::Entity::find()
+        .select_only()
+        .columns([
+            material::Column::Id,
+            material::Column::Name,
+            material::Column::MaterialType,
+        ])
+        .filter(material::Column::WorkspaceId.eq(workspace_id))
+        .order_by_asc(material::Column::Id)
+        .limit(limit);
+    if let Some(after) = after {
+        query = query.filter(material::Column::Id.gt(after));
+    }
+    Ok(query.into_tuple().all(connection).await?)
+}
+
+/// Every promotion of a workspace stored as PENDING or ACTIVE (the ones selection may serve).
+pub async fn open_promotions<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+) -> Result<Vec<promotion::Model>, ServiceError> {
+    use crate::domain::Status;
+    Ok(promotion::Entity::find()
+        .filter(promotion::Column::WorkspaceId.eq(workspace_id))
+        .filter(promotion::Column::Status.is_in([Status::Pending as i32, Status::Active as i32]))
+        .all(connection)
+        .await?)
+}
+
 /// What the promotions list may filter on: the caller's own (a factory) or everyone's, one
 /// material, after an id.
 pub struct PromotionFilter {
