@@ -81,6 +81,12 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Show the domain-event outbox: the last position, events waiting for one, and where each
+    /// consumer is.
+    Events,
+    /// List every workspace setting (UpdateSettings update_mask paths) with its documentation
+    /// and default.
+    Settings,
     /// Load a small demo data set into `default`.
     Demo,
     /// Print a new random UUID (for request ids: no uuidgen needed).
@@ -118,6 +124,10 @@ fn main() -> ExitCode {
         }
         Some(Command::Uuid) => {
             println!("{}", Uuid::new_v4());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Settings) => {
+            print_settings();
             return ExitCode::SUCCESS;
         }
         _ => {}
@@ -178,7 +188,8 @@ async fn run(config: Config, command: Command) -> anyhow::Result<()> {
         Command::Demo => {
             gateway::demo::load(gateway::build(config, Arc::new(SystemClock)).await?).await
         }
-        Command::Version | Command::Uuid => Ok(()),
+        Command::Events => events_status(config).await,
+        Command::Version | Command::Uuid | Command::Settings => Ok(()),
     }
 }
 
@@ -247,6 +258,46 @@ async fn migrate(config: Config, down: Option<u32>) -> anyhow::Result<()> {
         None => {
             Migrator::up(db.connection(), None).await?;
             println!("migrations applied");
+        }
+    }
+    Ok(())
+}
+
+fn print_settings() {
+    let registry = gateway::server::settings_sections();
+    let defaults = registry.defaults();
+    for path in registry.paths() {
+        let who = if path.platform_admin_only {
+            " [platform-admin]"
+        } else {
+            ""
+        };
+        match defaults.get(path.path.as_str()) {
+            Some(default) => println!(
+                "{}{who}\n    {}\n    default {default}",
+                path.path, path.doc
+            ),
+            None => println!("{}{who}\n    {}", path.path, path.doc),
+        }
+    }
+    println!("*\n    every path above at once");
+}
+
+async fn events_status(config: Config) -> anyhow::Result<()> {
+    let app = gateway::build(config, Arc::new(SystemClock)).await?;
+    let status = kernel::events::status(&app.context).await?;
+    println!("last position {}", status.last_position);
+    println!("waiting for a position {}", status.unsequenced);
+    if status.consumers.is_empty() {
+        println!("no consumers yet");
+    }
+    for (name, position, owner) in &status.consumers {
+        let lag = status.last_position.saturating_sub(*position);
+        match owner {
+            Some(owner) => {
+                println!("consumer {name} at {position} (behind by {lag}), leased by {owner}")
+            }
+            None => println!("consumer {name} at {position} (behind by {lag}), not leased"),
         }
     }
     Ok(())

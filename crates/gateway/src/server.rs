@@ -42,12 +42,10 @@ pub struct App {
     verifier: TokenVerifier,
 }
 
-/// The workspace settings of every domain this gateway composes, and who follows their changes.
-/// A domain with settings adds its section here, once.
-pub fn settings_registry(promotions: &promotion_core::PromotionCore) -> kernel::settings::Registry {
-    kernel::settings::Registry::new()
-        .with::<promotion_core::settings::PromotionSettings>()
-        .observed_by(promotions.settings_observer())
+/// The workspace settings section of every domain this gateway composes. A domain with settings
+/// adds its section here, once.
+pub fn settings_sections() -> kernel::settings::Registry {
+    kernel::settings::Registry::new().with::<promotion_core::settings::PromotionSettings>()
 }
 
 /// Connects, migrates, makes sure `default` exists and loads the JWT keys.
@@ -82,7 +80,8 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
     let ledger = credits_ledger::Ledger::start(context.clone());
     let promotions =
         promotion_core::PromotionCore::start(context.clone(), &secret, config.selection_seed);
-    let settings = Arc::new(settings_registry(&promotions));
+    // Selection caches promotion settings: it follows every change.
+    let settings = Arc::new(settings_sections().observed_by(promotions.settings_observer()));
     Ok(App {
         config,
         context,

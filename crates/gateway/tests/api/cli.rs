@@ -156,3 +156,50 @@ fn a_token_minted_with_a_new_secret_says_where_the_secret_is_and_who_it_acts_as(
     assert!(second.status.success(), "{stderr}");
     assert!(stderr.is_empty(), "nothing to warn about: {stderr}");
 }
+
+#[tokio::test]
+async fn an_operator_sees_every_setting_and_the_event_outbox_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = crate::helpers::fresh_database_url(dir.path()).await;
+    let settings = promo(dir.path(), &url, &["settings"]);
+    assert!(settings.status.success());
+    let listing = String::from_utf8_lossy(&settings.stdout);
+    for path in [
+        "time_zone",
+        "rate_limits [platform-admin]",
+        "promotion.selection_probability",
+        "promotion.usage_window_seconds",
+    ] {
+        assert!(listing.contains(path), "{path} missing from:\n{listing}");
+    }
+
+    assert!(promo(dir.path(), &url, &["migrate"]).status.success());
+    let empty = promo(dir.path(), &url, &["events"]);
+    let empty = String::from_utf8_lossy(&empty.stdout).to_string();
+    assert!(
+        empty.contains("last position 0") && empty.contains("no consumers yet"),
+        "{empty}"
+    );
+
+    // An event committed by a domain and not yet sequenced (no server is running).
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(url.as_str())
+        .await
+        .expect("connect");
+    let backend = db.get_database_backend();
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        backend,
+        kernel::db::placeholders_for(
+            backend,
+            "INSERT INTO kernel_event (workspace_id, id, position, event_type, subject, occurred_at, payload) \
+             VALUES (?, ?, NULL, 'test.happened', 'things/1', 0, '{}')",
+        ),
+        vec![uuid::Uuid::new_v4().into(), uuid::Uuid::now_v7().into()],
+    ))
+    .await
+    .expect("insert");
+    db.close().await.expect("close");
+    let waiting = promo(dir.path(), &url, &["events"]);
+    let waiting = String::from_utf8_lossy(&waiting.stdout).to_string();
+    assert!(waiting.contains("waiting for a position 1"), "{waiting}");
+}
