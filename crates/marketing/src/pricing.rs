@@ -1,0 +1,793 @@
+//! Cart pricing: what a cart costs under a set of discount rules. Pure: no I/O, no clock (the
+//! caller passes the cart's local weekday and time of day), so the storefront's EvaluateCart can
+//! run it on an in-memory snapshot and tests can run it on anything.
+//!
+//! # Declared semantics (every path computes exactly this)
+//! - Amounts are integer minor units of the cart's one currency. A line's amount is
+//!   `unit_price × quantity`.
+//! - A rule's *eligible lines*: lines whose product is one of `product_ids` or that carry one of
+//!   `category_ids` (all lines when both are empty), without sale items when `exclude_sale_items`.
+//! - Each effect applies to what is *left* of a line (its amount minus the effects applied before
+//!   it) and never takes a line below zero.
+//! - **Percentage** (`bps`): each eligible line gives `bps` of what is left of it, rounded half-up
+//!   to the minor unit. With `max_quantity`, it applies to that many units of the line: the base is
+//!   `max_quantity / quantity` of what is left, floored.
+//! - **Fixed amount**: `amount` (at most what is left of the eligible lines) spread over them in
+//!   proportion to what is left of each with the largest-remainder splitter (kernel::money), ties to
+//!   the earlier line; no line gets more than what is left of it.
+//! - **Fixed per unit**: `amount` off each unit (never more than the unit price), for at most
+//!   `max_quantity` units per line.
+//! - **Free shipping**: what is left of the shipping.
+//! - **Buy X get Y**: groups of `buy` units from the eligible lines, most expensive first, each
+//!   followed by the `get` most expensive remaining units of the target lines (`get_scope`, the
+//!   eligible lines when it is empty); only complete groups count; each free unit gives its unit
+//!   price (within what is left of its line).
+//! - **Tiered** (percentage or fixed): the highest tier the eligible lines reach (by their
+//!   subtotal, or their quantity) applies as a percentage or fixed amount above. Tiers are ordered by
+//!   their threshold, strictly increasing.
+//! - `max_discount` caps an effect; a capped effect is spread over the lines it touched in
+//!   proportion to their uncapped amounts (largest remainder).
+//! - Conditions (customer tier, weekday, time of day, minimum eligible quantity) and the minimum
+//!   eligible subtotal must hold, else the rule does not apply, with the reason.
+//! - Order: higher `priority` first, then the order the candidates were given. Stackable effects
+//!   stack in that order. An exclusive rule applies alone to the whole cart; the customer gets
+//!   whichever is larger, the best exclusive effect (ties to the earlier) or the stack of stackable
+//!   ones (which wins a tie); the candidates left out are rejected `NOT_COMBINABLE`.
+//! - An effect larger than what is left of its campaign's budget (shared by every effect of that
+//!   campaign in the cart) is not applied at all: rejected `CAMPAIGN_BUDGET_EXHAUSTED`.
+
+use std::collections::BTreeMap;
+
+use kernel::Violations;
+use kernel::money::{MAX_AMOUNT, Rounding, divide, split_weighted};
+
+/// Most lines a cart may have.
+pub const MAX_LINES: usize = 10_000;
+/// Most units on one line.
+pub const MAX_QUANTITY: i64 = 1_000_000;
+
+/// One line of a cart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub line_id: String,
+    pub product_id: String,
+    pub category_ids: Vec<String>,
+    pub quantity: i64,
+    pub unit_price: i64,
+    pub on_sale: bool,
+}
+
+impl Line {
+    /// `unit_price × quantity` (validated carts keep it within MAX_AMOUNT).
+    pub fn amount(&self) -> i64 {
+        self.unit_price.saturating_mul(self.quantity)
+    }
+}
+
+/// A cart as pricing sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cart {
+    pub customer_tier: String,
+    pub lines: Vec<Line>,
+    pub shipping: i64,
+    /// ISO weekday in the workspace time zone: 1 = Monday … 7 = Sunday.
+    pub weekday: u8,
+    /// Minutes since local midnight in the workspace time zone, 0..1440.
+    pub minute_of_day: u16,
+}
+
+impl Cart {
+    /// Every problem with the cart, field by field (under `cart.`).
+    pub fn validate(&self, violations: &mut Violations) {
+        if self.lines.is_empty() {
+            violations.add("cart.lines", "must hold at least one line");
+        }
+        if self.lines.len() > MAX_LINES {
+            violations.add("cart.lines", format!("must hold at most {MAX_LINES} lines"));
+            return;
+        }
+        let mut total: i128 = i128::from(self.shipping.max(0));
+        let mut ids = std::collections::BTreeSet::new();
+        for (index, line) in self.lines.iter().enumerate() {
+            let field = |name: &str| format!("cart.lines[{index}].{name}");
+            if line.line_id.is_empty() || !ids.insert(line.line_id.as_str()) {
+                violations.add(&field("line_id"), "must be present and unique in the cart");
+            }
+            if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+                violations.add(
+                    &field("quantity"),
+                    format!("must be between 1 and {MAX_QUANTITY}"),
+                );
+            }
+            if !(1..=MAX_AMOUNT).contains(&line.unit_price) {
+                violations.add(
+                    &field("unit_price"),
+                    format!("must be between 1 and {MAX_AMOUNT} minor units"),
+                );
+            }
+            total += i128::from(line.unit_price) * i128::from(line.quantity);
+        }
+        if !(0..=MAX_AMOUNT).contains(&self.shipping) {
+            violations.add(
+                "cart.shipping",
+                format!("must be between 0 and {MAX_AMOUNT} minor units"),
+            );
+        }
+        if total > i128::from(MAX_AMOUNT) {
+            violations.add(
+                "cart",
+                format!("its total must be at most {MAX_AMOUNT} minor units"),
+            );
+        }
+        if !(1..=7).contains(&self.weekday) || self.minute_of_day >= 1440 {
+            violations.add("cart", "weekday must be 1..=7 and minute_of_day below 1440");
+        }
+    }
+}
+
+/// Which lines a rule (or a buy-X-get-Y target) applies to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub product_ids: Vec<String>,
+    pub category_ids: Vec<String>,
+    pub exclude_sale_items: bool,
+}
+
+impl Scope {
+    fn covers(&self, line: &Line) -> bool {
+        if self.exclude_sale_items && line.on_sale {
+            return false;
+        }
+        if self.product_ids.is_empty() && self.category_ids.is_empty() {
+            return true;
+        }
+        self.product_ids.contains(&line.product_id)
+            || line
+                .category_ids
+                .iter()
+                .any(|category| self.category_ids.contains(category))
+    }
+}
+
+/// A tier's threshold: eligible subtotal or eligible quantity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threshold {
+    Subtotal(i64),
+    Quantity(i64),
+}
+
+/// One step of a tiered rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tier {
+    pub threshold: Threshold,
+    /// Basis points for a tiered percentage, minor units for a tiered fixed amount.
+    pub value: i64,
+}
+
+/// The calculation of a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Percentage {
+        bps: u32,
+        max_quantity: Option<i64>,
+    },
+    FixedAmount {
+        amount: i64,
+    },
+    FixedPerUnit {
+        amount: i64,
+        max_quantity: Option<i64>,
+    },
+    FreeShipping,
+    BuyXGetY {
+        buy: i64,
+        get: i64,
+        get_scope: Scope,
+    },
+    TieredPercentage {
+        tiers: Vec<Tier>,
+    },
+    TieredFixed {
+        tiers: Vec<Tier>,
+    },
+}
+
+/// When a rule may apply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// Empty: every tier.
+    pub customer_tiers: Vec<String>,
+    /// ISO weekdays 1..=7; empty: every day.
+    pub days_of_week: Vec<u8>,
+    /// `[start, end)` in minutes of the local day; a window with start > end wraps midnight.
+    pub time_of_day: Option<(u16, u16)>,
+    /// Least eligible units.
+    pub min_quantity: i64,
+}
+
+/// A reusable discount calculation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub kind: Kind,
+    pub scope: Scope,
+    pub min_subtotal: i64,
+    pub max_discount: Option<i64>,
+    pub conditions: Conditions,
+    pub exclusive: bool,
+    pub priority: i32,
+}
+
+impl Rule {
+    /// Every problem with the rule, field by field (under `rule.`).
+    pub fn validate(&self, violations: &mut Violations) {
+        let amount_ok = |amount: i64| (1..=MAX_AMOUNT).contains(&amount);
+        match &self.kind {
+            Kind::Percentage { bps, max_quantity } => {
+                violations.check(
+                    (1..=10_000).contains(bps),
+                    "rule.percent_bps",
+                    "must be between 1 and 10000 (100%)",
+                );
+                violations.check(
+                    max_quantity.is_none_or(|q| (1..=MAX_QUANTITY).contains(&q)),
+                    "rule.max_quantity",
+                    format!("must be between 1 and {MAX_QUANTITY}"),
+                );
+            }
+            Kind::FixedAmount { amount } => {
+                violations.check(amount_ok(*amount), "rule.amount", "must be positive");
+            }
+            Kind::FixedPerUnit {
+                amount,
+                max_quantity,
+            } => {
+                violations.check(amount_ok(*amount), "rule.amount", "must be positive");
+                violations.check(
+                    max_quantity.is_none_or(|q| (1..=MAX_QUANTITY).contains(&q)),
+                    "rule.max_quantity",
+                    format!("must be between 1 and {MAX_QUANTITY}"),
+                );
+            }
+            Kind::FreeShipping => {}
+            Kind::BuyXGetY { buy, get, .. } => {
+                violations.check(
+                    (1..=1000).contains(buy),
+                    "rule.buy_quantity",
+                    "must be between 1 and 1000",
+                );
+                violations.check(
+                    (1..=1000).contains(get),
+                    "rule.get_quantity",
+                    "must be between 1 and 1000",
+                );
+            }
+            Kind::TieredPercentage { tiers } | Kind::TieredFixed { tiers } => {
+                let percentage = matches!(self.kind, Kind::TieredPercentage { .. });
+                if tiers.is_empty() {
+                    violations.add("rule.tiers", "must hold at least one tier");
+                }
+                let by_subtotal = tiers
+                    .first()
+                    .is_some_and(|tier| matches!(tier.threshold, Threshold::Subtotal(_)));
+                let mut previous: Option<i64> = None;
+                for (index, tier) in tiers.iter().enumerate() {
+                    let threshold = match (tier.threshold, by_subtotal) {
+                        (Threshold::Subtotal(value), true)
+                        | (Threshold::Quantity(value), false) => value,
+                        _ => {
+                            violations.add(
+                                &format!("rule.tiers[{index}]"),
+                                "every tier must use the same threshold: min_subtotal or min_quantity",
+                            );
+                            continue;
+                        }
+                    };
+                    if threshold < 0 || previous.is_some_and(|previous| threshold <= previous) {
+                        violations.add(
+                            &format!("rule.tiers[{index}]"),
+                            "tiers must be in strictly increasing order of their threshold",
+                        );
+                    }
+                    previous = Some(threshold);
+                    let value_ok = if percentage {
+                        (1..=10_000).contains(&tier.value)
+                    } else {
+                        amount_ok(tier.value)
+                    };
+                    if !value_ok {
+                        violations.add(
+                            &format!("rule.tiers[{index}]"),
+                            if percentage {
+                                "percent_bps must be between 1 and 10000 (100%)"
+                            } else {
+                                "amount must be positive"
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        violations.check(
+            (0..=MAX_AMOUNT).contains(&self.min_subtotal),
+            "rule.min_subtotal",
+            "must not be negative",
+        );
+        violations.check(
+            self.max_discount.is_none_or(amount_ok),
+            "rule.max_discount",
+            "must be positive",
+        );
+        violations.check(
+            self.conditions
+                .days_of_week
+                .iter()
+                .all(|day| (1..=7).contains(day)),
+            "rule.conditions.days_of_week",
+            "days are 1 (Monday) to 7 (Sunday)",
+        );
+        violations.check(
+            self.conditions
+                .time_of_day
+                .is_none_or(|(start, end)| start < 1440 && end <= 1440 && start != end),
+            "rule.conditions",
+            "the time of day is [start, end) in minutes 0..1440 and not empty",
+        );
+    }
+}
+
+/// Why a candidate did not apply (the contract's reasons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rejection {
+    CustomerNotEligible,
+    MinimumNotMet,
+    NoEligibleItems,
+    NotCombinable,
+    CampaignBudgetExhausted,
+}
+
+impl Rejection {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Rejection::CustomerNotEligible => "CUSTOMER_NOT_ELIGIBLE",
+            Rejection::MinimumNotMet => "MINIMUM_NOT_MET",
+            Rejection::NoEligibleItems => "NO_ELIGIBLE_ITEMS",
+            Rejection::NotCombinable => "NOT_COMBINABLE",
+            Rejection::CampaignBudgetExhausted => "CAMPAIGN_BUDGET_EXHAUSTED",
+        }
+    }
+}
+
+/// A rule offered to a cart: automatically by an active campaign, or by a coupon code.
+#[derive(Clone, Debug)]
+pub struct Candidate<'a, K> {
+    /// Whatever the caller needs to name this candidate in the result (rule, campaign, coupon).
+    pub key: K,
+    pub rule: &'a Rule,
+    /// The campaign whose budget pays it, with what is left of that budget; `None`: unlimited.
+    pub budget: Option<(K, i64)>,
+}
+
+/// One applied rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effect<K> {
+    pub key: K,
+    pub amount: i64,
+    /// `(line index, amount)` of every line it discounted, in line order.
+    pub lines: Vec<(usize, i64)>,
+    pub shipping: i64,
+}
+
+/// What a cart costs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evaluation<K> {
+    pub subtotal: i64,
+    /// Per line, in cart order.
+    pub line_discounts: Vec<i64>,
+    pub shipping_discount: i64,
+    pub total_discount: i64,
+    /// Subtotal + shipping − total discount.
+    pub total: i64,
+    pub effects: Vec<Effect<K>>,
+    pub rejected: Vec<(K, Rejection)>,
+}
+
+/// What is left of each line and of the shipping while effects apply.
+#[derive(Clone, Debug)]
+struct Left {
+    lines: Vec<i64>,
+    shipping: i64,
+}
+
+fn eligible(cart: &Cart, scope: &Scope) -> Vec<usize> {
+    cart.lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| scope.covers(line))
+        .map(|(index, _)| index)
+        .collect()
+}
+
+fn check_conditions(cart: &Cart, rule: &Rule, lines: &[usize]) -> Result<(), Rejection> {
+    let conditions = &rule.conditions;
+    if !conditions.customer_tiers.is_empty()
+        && !conditions.customer_tiers.contains(&cart.customer_tier)
+    {
+        return Err(Rejection::CustomerNotEligible);
+    }
+    if !conditions.days_of_week.is_empty() && !conditions.days_of_week.contains(&cart.weekday) {
+        return Err(Rejection::CustomerNotEligible);
+    }
+    if let Some((start, end)) = conditions.time_of_day {
+        let minute = cart.minute_of_day;
+        let inside = if start < end {
+            (start..end).contains(&minute)
+        } else {
+            minute >= start || minute < end
+        };
+        if !inside {
+            return Err(Rejection::CustomerNotEligible);
+        }
+    }
+    if lines.is_empty() && !matches!(rule.kind, Kind::FreeShipping) {
+        return Err(Rejection::NoEligibleItems);
+    }
+    let quantity: i64 = lines.iter().map(|&index| cart.lines[index].quantity).sum();
+    let subtotal: i64 = lines.iter().map(|&index| cart.lines[index].amount()).sum();
+    if quantity < conditions.min_quantity || subtotal < rule.min_subtotal {
+        return Err(Rejection::MinimumNotMet);
+    }
+    Ok(())
+}
+
+fn percentage(
+    left: &Left,
+    cart: &Cart,
+    lines: &[usize],
+    bps: i64,
+    max_quantity: Option<i64>,
+) -> Vec<(usize, i64)> {
+    lines
+        .iter()
+        .map(|&index| {
+            let quantity = cart.lines[index].quantity;
+            let base = match max_quantity {
+                Some(max) if max < quantity => divide(
+                    i128::from(left.lines[index]) * i128::from(max),
+                    i128::from(quantity),
+                    Rounding::Floor,
+                ) as i64,
+                _ => left.lines[index],
+            };
+            let amount =
+                divide(i128::from(base) * i128::from(bps), 10_000, Rounding::HalfUp) as i64;
+            (index, amount.min(left.lines[index]))
+        })
+        .collect()
+}
+
+fn fixed_spread(left: &Left, lines: &[usize], amount: i64) -> Vec<(usize, i64)> {
+    let available: i64 = lines.iter().map(|&index| left.lines[index]).sum();
+    let amount = amount.min(available);
+    if amount <= 0 {
+        return Vec::new();
+    }
+    let weights: Vec<u64> = lines
+        .iter()
+        .map(|&index| left.lines[index] as u64)
+        .collect();
+    match split_weighted(amount, &weights) {
+        Ok(parts) => lines.iter().copied().zip(parts).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `(unit price, line index, units)` runs, most expensive first, ties to the earlier line.
+fn runs(cart: &Cart, lines: &[usize]) -> Vec<(i64, usize, i64)> {
+    let mut runs: Vec<(i64, usize, i64)> = lines
+        .iter()
+        .map(|&index| {
+            (
+                cart.lines[index].unit_price,
+                index,
+                cart.lines[index].quantity,
+            )
+        })
+        .collect();
+    runs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    runs
+}
+
+/// Buy X get Y: the number of free units per line.
+fn free_units(
+    cart: &Cart,
+    buy_lines: &[usize],
+    target_lines: &[usize],
+    buy: i64,
+    get: i64,
+) -> BTreeMap<usize, i64> {
+    // Units still unused per line, shared by both pools (a line may be in both).
+    let mut unused: BTreeMap<usize, i64> = buy_lines
+        .iter()
+        .chain(target_lines)
+        .map(|&index| (index, cart.lines[index].quantity))
+        .collect();
+    let buy_runs = runs(cart, buy_lines);
+    let target_runs = runs(cart, target_lines);
+    let mut free: BTreeMap<usize, i64> = BTreeMap::new();
+    // Takes `count` units from the most expensive unused units of `pool`; None when too few.
+    let take = |unused: &mut BTreeMap<usize, i64>,
+                pool: &[(i64, usize, i64)],
+                count: i64|
+     -> Option<Vec<(usize, i64)>> {
+        let available: i64 = pool.iter().map(|(_, index, _)| unused[index]).sum();
+        if available < count {
+            return None;
+        }
+        let mut taken = Vec::new();
+        let mut wanted = count;
+        for (_, index, _) in pool {
+            if wanted == 0 {
+                break;
+            }
+            let here = unused[index].min(wanted);
+            if here > 0 {
+                if let Some(units) = unused.get_mut(index) {
+                    *units -= here;
+                }
+                taken.push((*index, here));
+                wanted -= here;
+            }
+        }
+        Some(taken)
+    };
+    loop {
+        // While the most expensive unused units of both pools stay on the same two lines (or one
+        // line in both pools), whole groups can be taken at once: exactly what taking them one
+        // group at a time would do, in a number of steps bounded by the lines, not the units.
+        let head = |runs: &[(i64, usize, i64)], unused: &BTreeMap<usize, i64>| {
+            runs.iter()
+                .find(|(_, index, _)| unused[index] > 0)
+                .map(|run| run.1)
+        };
+        if let (Some(buy_line), Some(target_line)) =
+            (head(&buy_runs, &unused), head(&target_runs, &unused))
+        {
+            let groups = if buy_line == target_line {
+                unused[&buy_line] / (buy + get)
+            } else {
+                (unused[&buy_line] / buy).min(unused[&target_line] / get)
+            };
+            if groups > 0 {
+                if let Some(units) = unused.get_mut(&buy_line) {
+                    *units -= groups * buy;
+                }
+                if let Some(units) = unused.get_mut(&target_line) {
+                    *units -= groups * get;
+                }
+                *free.entry(target_line).or_default() += groups * get;
+                continue;
+            }
+        }
+        // A group that spans lines: one at a time.
+        if take(&mut unused, &buy_runs, buy).is_none() {
+            break;
+        }
+        let Some(got) = take(&mut unused, &target_runs, get) else {
+            break;
+        };
+        for (index, units) in got {
+            *free.entry(index).or_default() += units;
+        }
+    }
+    free
+}
+
+/// The uncapped effect of `rule` on what is left; `Err` when it does not apply.
+fn compute(cart: &Cart, left: &Left, rule: &Rule) -> Result<(Vec<(usize, i64)>, i64), Rejection> {
+    let lines = eligible(cart, &rule.scope);
+    check_conditions(cart, rule, &lines)?;
+    let (mut parts, shipping) = match &rule.kind {
+        Kind::Percentage { bps, max_quantity } => (
+            percentage(left, cart, &lines, i64::from(*bps), *max_quantity),
+            0,
+        ),
+        Kind::FixedAmount { amount } => (fixed_spread(left, &lines, *amount), 0),
+        Kind::FixedPerUnit {
+            amount,
+            max_quantity,
+        } => (
+            lines
+                .iter()
+                .map(|&index| {
+                    let line = &cart.lines[index];
+                    let units = max_quantity.map_or(line.quantity, |max| max.min(line.quantity));
+                    let discount = (*amount).min(line.unit_price).saturating_mul(units);
+                    (index, discount.min(left.lines[index]))
+                })
+                .collect(),
+            0,
+        ),
+        Kind::FreeShipping => (Vec::new(), left.shipping),
+        Kind::BuyXGetY {
+            buy,
+            get,
+            get_scope,
+        } => {
+            let targets = if get_scope == &Scope::default() {
+                lines.clone()
+            } else {
+                eligible(cart, get_scope)
+            };
+            let free = free_units(cart, &lines, &targets, *buy, *get);
+            (
+                free.into_iter()
+                    .map(|(index, units)| {
+                        let discount = cart.lines[index].unit_price.saturating_mul(units);
+                        (index, discount.min(left.lines[index]))
+                    })
+                    .collect(),
+                0,
+            )
+        }
+        Kind::TieredPercentage { tiers } | Kind::TieredFixed { tiers } => {
+            let quantity: i64 = lines.iter().map(|&index| cart.lines[index].quantity).sum();
+            let subtotal: i64 = lines.iter().map(|&index| cart.lines[index].amount()).sum();
+            let reached = tiers.iter().rev().find(|tier| match tier.threshold {
+                Threshold::Subtotal(minimum) => subtotal >= minimum,
+                Threshold::Quantity(minimum) => quantity >= minimum,
+            });
+            let Some(tier) = reached else {
+                return Err(Rejection::MinimumNotMet);
+            };
+            if matches!(rule.kind, Kind::TieredPercentage { .. }) {
+                (percentage(left, cart, &lines, tier.value, None), 0)
+            } else {
+                (fixed_spread(left, &lines, tier.value), 0)
+            }
+        }
+    };
+    parts.retain(|(_, amount)| *amount > 0);
+    let total: i64 = parts.iter().map(|(_, amount)| amount).sum::<i64>() + shipping;
+    if let Some(cap) = rule.max_discount
+        && total > cap
+    {
+        // Shipping first, then the lines in proportion to what the rule gave them.
+        let shipping = shipping.min(cap);
+        let rest = cap - shipping;
+        let weights: Vec<u64> = parts.iter().map(|(_, amount)| *amount as u64).collect();
+        if !parts.is_empty() {
+            let capped = split_weighted(rest, &weights).unwrap_or_default();
+            for ((_, amount), capped) in parts.iter_mut().zip(capped) {
+                *amount = capped;
+            }
+        }
+        parts.retain(|(_, amount)| *amount > 0);
+        return Ok((parts, shipping));
+    }
+    if total == 0 {
+        return Err(Rejection::NoEligibleItems);
+    }
+    Ok((parts, shipping))
+}
+
+/// Applies candidates in order to `left`; returns the effects and the rejections.
+fn stack<K: Clone + Ord>(
+    cart: &Cart,
+    left: &mut Left,
+    budgets: &mut BTreeMap<K, i64>,
+    candidates: &[&Candidate<'_, K>],
+) -> (Vec<Effect<K>>, Vec<(K, Rejection)>) {
+    let mut effects = Vec::new();
+    let mut rejected = Vec::new();
+    for candidate in candidates {
+        let (lines, shipping) = match compute(cart, left, candidate.rule) {
+            Ok(effect) => effect,
+            Err(rejection) => {
+                rejected.push((candidate.key.clone(), rejection));
+                continue;
+            }
+        };
+        let amount: i64 = lines.iter().map(|(_, amount)| amount).sum::<i64>() + shipping;
+        if let Some((campaign, _)) = &candidate.budget {
+            let remaining = budgets.get(campaign).copied().unwrap_or(0);
+            if amount > remaining {
+                rejected.push((candidate.key.clone(), Rejection::CampaignBudgetExhausted));
+                continue;
+            }
+            budgets.insert(campaign.clone(), remaining - amount);
+        }
+        for (index, part) in &lines {
+            left.lines[*index] -= part;
+        }
+        left.shipping -= shipping;
+        effects.push(Effect {
+            key: candidate.key.clone(),
+            amount,
+            lines,
+            shipping,
+        });
+    }
+    (effects, rejected)
+}
+
+/// Prices `cart` under `candidates` (validated cart and rules; see the module's semantics).
+pub fn evaluate<K: Clone + Ord>(cart: &Cart, candidates: &[Candidate<'_, K>]) -> Evaluation<K> {
+    let fresh = Left {
+        lines: cart.lines.iter().map(Line::amount).collect(),
+        shipping: cart.shipping,
+    };
+    let fresh_budgets: BTreeMap<K, i64> = candidates
+        .iter()
+        .filter_map(|candidate| candidate.budget.clone())
+        .collect();
+    let mut ordered: Vec<(usize, &Candidate<'_, K>)> = candidates.iter().enumerate().collect();
+    ordered.sort_by(|(a_index, a), (b_index, b)| {
+        b.rule
+            .priority
+            .cmp(&a.rule.priority)
+            .then(a_index.cmp(b_index))
+    });
+    let stackable: Vec<&Candidate<'_, K>> = ordered
+        .iter()
+        .filter(|(_, candidate)| !candidate.rule.exclusive)
+        .map(|(_, candidate)| *candidate)
+        .collect();
+    let mut left = fresh.clone();
+    let mut budgets = fresh_budgets.clone();
+    let (mut effects, mut rejected) = stack(cart, &mut left, &mut budgets, &stackable);
+    let stacked: i64 = effects.iter().map(|effect| effect.amount).sum();
+
+    // The best exclusive effect, each computed alone on the whole cart (ties to the earlier).
+    let mut best: Option<(Effect<K>, Left)> = None;
+    for (_, candidate) in ordered.iter().filter(|(_, c)| c.rule.exclusive) {
+        let mut alone = fresh.clone();
+        let mut alone_budgets = fresh_budgets.clone();
+        let (mut applied, mut refused) = stack(cart, &mut alone, &mut alone_budgets, &[*candidate]);
+        rejected.append(&mut refused);
+        let Some(effect) = applied.pop() else {
+            continue;
+        };
+        match &best {
+            Some((leader, _)) if effect.amount <= leader.amount => {
+                rejected.push((effect.key, Rejection::NotCombinable));
+            }
+            _ => {
+                if let Some((beaten, _)) = best.take() {
+                    rejected.push((beaten.key, Rejection::NotCombinable));
+                }
+                best = Some((effect, alone));
+            }
+        }
+    }
+    // The stack wins a tie.
+    if let Some((effect, alone)) = best {
+        if effect.amount > stacked {
+            for stacked_effect in effects.drain(..) {
+                rejected.push((stacked_effect.key, Rejection::NotCombinable));
+            }
+            effects.push(effect);
+            left = alone;
+        } else {
+            rejected.push((effect.key, Rejection::NotCombinable));
+        }
+    }
+
+    let subtotal: i64 = cart.lines.iter().map(Line::amount).sum();
+    let line_discounts: Vec<i64> = cart
+        .lines
+        .iter()
+        .zip(&left.lines)
+        .map(|(line, left)| line.amount() - left)
+        .collect();
+    let shipping_discount = cart.shipping - left.shipping;
+    let total_discount = line_discounts.iter().sum::<i64>() + shipping_discount;
+    Evaluation {
+        subtotal,
+        line_discounts,
+        shipping_discount,
+        total_discount,
+        total: subtotal + cart.shipping - total_discount,
+        effects,
+        rejected,
+    }
+}
