@@ -38,8 +38,10 @@
 
 use std::collections::BTreeMap;
 
-use kernel::Violations;
-use kernel::money::{MAX_AMOUNT, Rounding, divide, split_weighted};
+use kernel::money::{Rounding, divide, split_weighted};
+
+mod bundles;
+mod validation;
 
 /// Most lines a cart may have.
 pub const MAX_LINES: usize = 10_000;
@@ -74,55 +76,6 @@ pub struct Cart {
     pub weekday: u8,
     /// Minutes since local midnight in the workspace time zone, 0..1440.
     pub minute_of_day: u16,
-}
-
-impl Cart {
-    /// Every problem with the cart, field by field (under `cart.`).
-    pub fn validate(&self, violations: &mut Violations) {
-        if self.lines.is_empty() {
-            violations.add("cart.lines", "must hold at least one line");
-        }
-        if self.lines.len() > MAX_LINES {
-            violations.add("cart.lines", format!("must hold at most {MAX_LINES} lines"));
-            return;
-        }
-        let mut total: i128 = i128::from(self.shipping.max(0));
-        let mut ids = std::collections::BTreeSet::new();
-        for (index, line) in self.lines.iter().enumerate() {
-            let field = |name: &str| format!("cart.lines[{index}].{name}");
-            if line.line_id.is_empty() || !ids.insert(line.line_id.as_str()) {
-                violations.add(&field("line_id"), "must be present and unique in the cart");
-            }
-            if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-                violations.add(
-                    &field("quantity"),
-                    format!("must be between 1 and {MAX_QUANTITY}"),
-                );
-            }
-            if !(1..=MAX_AMOUNT).contains(&line.unit_price) {
-                violations.add(
-                    &field("unit_price"),
-                    format!("must be between 1 and {MAX_AMOUNT} minor units"),
-                );
-            }
-            total += i128::from(line.unit_price) * i128::from(line.quantity);
-        }
-        if !(0..=MAX_AMOUNT).contains(&self.shipping) {
-            violations.add(
-                "cart.shipping",
-                format!("must be between 0 and {MAX_AMOUNT} minor units"),
-            );
-        }
-        if total > i128::from(MAX_AMOUNT) {
-            violations.add(
-                "cart",
-                format!("its total must be at most {MAX_AMOUNT} minor units"),
-            );
-        }
-        if !(1..=7).contains(&self.weekday) || self.minute_of_day >= 1440 {
-            violations.add("cart", "weekday must be 1..=7 and minute_of_day below 1440");
-        }
-    }
 }
 
 /// Which lines a rule (or a buy-X-get-Y target) applies to.
@@ -215,124 +168,6 @@ pub struct Rule {
     pub conditions: Conditions,
     pub exclusive: bool,
     pub priority: i32,
-}
-
-impl Rule {
-    /// Every problem with the rule, field by field (under `rule.`).
-    pub fn validate(&self, violations: &mut Violations) {
-        let amount_ok = |amount: i64| (1..=MAX_AMOUNT).contains(&amount);
-        match &self.kind {
-            Kind::Percentage { bps, max_quantity } => {
-                violations.check(
-                    (1..=10_000).contains(bps),
-                    "rule.percent_bps",
-                    "must be between 1 and 10000 (100%)",
-                );
-                violations.check(
-                    max_quantity.is_none_or(|q| (1..=MAX_QUANTITY).contains(&q)),
-                    "rule.max_quantity",
-                    format!("must be between 1 and {MAX_QUANTITY}"),
-                );
-            }
-            Kind::FixedAmount { amount } => {
-                violations.check(amount_ok(*amount), "rule.amount", "must be positive");
-            }
-            Kind::FixedPerUnit {
-                amount,
-                max_quantity,
-            } => {
-                violations.check(amount_ok(*amount), "rule.amount", "must be positive");
-                violations.check(
-                    max_quantity.is_none_or(|q| (1..=MAX_QUANTITY).contains(&q)),
-                    "rule.max_quantity",
-                    format!("must be between 1 and {MAX_QUANTITY}"),
-                );
-            }
-            Kind::FreeShipping => {}
-            Kind::BuyXGetY { buy, get, .. } => {
-                violations.check(
-                    (1..=1000).contains(buy),
-                    "rule.buy_quantity",
-                    "must be between 1 and 1000",
-                );
-                violations.check(
-                    (1..=1000).contains(get),
-                    "rule.get_quantity",
-                    "must be between 1 and 1000",
-                );
-            }
-            Kind::TieredPercentage { tiers } | Kind::TieredFixed { tiers } => {
-                let percentage = matches!(self.kind, Kind::TieredPercentage { .. });
-                if tiers.is_empty() {
-                    violations.add("rule.tiers", "must hold at least one tier");
-                }
-                let by_subtotal = tiers
-                    .first()
-                    .is_some_and(|tier| matches!(tier.threshold, Threshold::Subtotal(_)));
-                let mut previous: Option<i64> = None;
-                for (index, tier) in tiers.iter().enumerate() {
-                    let threshold = match (tier.threshold, by_subtotal) {
-                        (Threshold::Subtotal(value), true)
-                        | (Threshold::Quantity(value), false) => value,
-                        _ => {
-                            violations.add(
-                                &format!("rule.tiers[{index}]"),
-                                "every tier must use the same threshold: min_subtotal or min_quantity",
-                            );
-                            continue;
-                        }
-                    };
-                    if threshold < 0 || previous.is_some_and(|previous| threshold <= previous) {
-                        violations.add(
-                            &format!("rule.tiers[{index}]"),
-                            "tiers must be in strictly increasing order of their threshold",
-                        );
-                    }
-                    previous = Some(threshold);
-                    let value_ok = if percentage {
-                        (1..=10_000).contains(&tier.value)
-                    } else {
-                        amount_ok(tier.value)
-                    };
-                    if !value_ok {
-                        violations.add(
-                            &format!("rule.tiers[{index}]"),
-                            if percentage {
-                                "percent_bps must be between 1 and 10000 (100%)"
-                            } else {
-                                "amount must be positive"
-                            },
-                        );
-                    }
-                }
-            }
-        }
-        violations.check(
-            (0..=MAX_AMOUNT).contains(&self.min_subtotal),
-            "rule.min_subtotal",
-            "must not be negative",
-        );
-        violations.check(
-            self.max_discount.is_none_or(amount_ok),
-            "rule.max_discount",
-            "must be positive",
-        );
-        violations.check(
-            self.conditions
-                .days_of_week
-                .iter()
-                .all(|day| (1..=7).contains(day)),
-            "rule.conditions.days_of_week",
-            "days are 1 (Monday) to 7 (Sunday)",
-        );
-        violations.check(
-            self.conditions
-                .time_of_day
-                .is_none_or(|(start, end)| start < 1440 && end <= 1440 && start != end),
-            "rule.conditions",
-            "the time of day is [start, end) in minutes 0..1440 and not empty",
-        );
-    }
 }
 
 /// Why a candidate did not apply (the contract's reasons).
@@ -481,107 +316,6 @@ fn fixed_spread(left: &Left, lines: &[usize], amount: i64) -> Vec<(usize, i64)> 
     }
 }
 
-/// `(unit price, line index, units)` runs, most expensive first, ties to the earlier line.
-fn runs(cart: &Cart, lines: &[usize]) -> Vec<(i64, usize, i64)> {
-    let mut runs: Vec<(i64, usize, i64)> = lines
-        .iter()
-        .map(|&index| {
-            (
-                cart.lines[index].unit_price,
-                index,
-                cart.lines[index].quantity,
-            )
-        })
-        .collect();
-    runs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    runs
-}
-
-/// Buy X get Y: the number of free units per line.
-fn free_units(
-    cart: &Cart,
-    buy_lines: &[usize],
-    target_lines: &[usize],
-    buy: i64,
-    get: i64,
-) -> BTreeMap<usize, i64> {
-    // Units still unused per line, shared by both pools (a line may be in both).
-    let mut unused: BTreeMap<usize, i64> = buy_lines
-        .iter()
-        .chain(target_lines)
-        .map(|&index| (index, cart.lines[index].quantity))
-        .collect();
-    let buy_runs = runs(cart, buy_lines);
-    let target_runs = runs(cart, target_lines);
-    let mut free: BTreeMap<usize, i64> = BTreeMap::new();
-    // Takes `count` units from the most expensive unused units of `pool`; None when too few.
-    let take = |unused: &mut BTreeMap<usize, i64>,
-                pool: &[(i64, usize, i64)],
-                count: i64|
-     -> Option<Vec<(usize, i64)>> {
-        let available: i64 = pool.iter().map(|(_, index, _)| unused[index]).sum();
-        if available < count {
-            return None;
-        }
-        let mut taken = Vec::new();
-        let mut wanted = count;
-        for (_, index, _) in pool {
-            if wanted == 0 {
-                break;
-            }
-            let here = unused[index].min(wanted);
-            if here > 0 {
-                if let Some(units) = unused.get_mut(index) {
-                    *units -= here;
-                }
-                taken.push((*index, here));
-                wanted -= here;
-            }
-        }
-        Some(taken)
-    };
-    loop {
-        // While the most expensive unused units of both pools stay on the same two lines (or one
-        // line in both pools), whole groups can be taken at once: exactly what taking them one
-        // group at a time would do, in a number of steps bounded by the lines, not the units.
-        let head = |runs: &[(i64, usize, i64)], unused: &BTreeMap<usize, i64>| {
-            runs.iter()
-                .find(|(_, index, _)| unused[index] > 0)
-                .map(|run| run.1)
-        };
-        if let (Some(buy_line), Some(target_line)) =
-            (head(&buy_runs, &unused), head(&target_runs, &unused))
-        {
-            let groups = if buy_line == target_line {
-                unused[&buy_line] / (buy + get)
-            } else {
-                (unused[&buy_line] / buy).min(unused[&target_line] / get)
-            };
-            if groups > 0 {
-                if let Some(units) = unused.get_mut(&buy_line) {
-                    *units -= groups * buy;
-                }
-                if let Some(units) = unused.get_mut(&target_line) {
-                    *units -= groups * get;
-                }
-                *free.entry(target_line).or_default() += groups * get;
-                continue;
-            }
-        }
-        // A group that spans lines: one at a time.
-        if take(&mut unused, &buy_runs, buy).is_none() {
-            break;
-        }
-        let Some(got) = take(&mut unused, &target_runs, get) else {
-            break;
-        };
-        for (index, units) in got {
-            *free.entry(index).or_default() += units;
-        }
-    }
-    free
-}
-
 /// The uncapped effect of `rule` on what is left; `Err` when it does not apply.
 fn compute(cart: &Cart, left: &Left, rule: &Rule) -> Result<(Vec<(usize, i64)>, i64), Rejection> {
     let lines = eligible(cart, &rule.scope);
@@ -618,7 +352,7 @@ fn compute(cart: &Cart, left: &Left, rule: &Rule) -> Result<(Vec<(usize, i64)>, 
             } else {
                 eligible(cart, get_scope)
             };
-            let free = free_units(cart, &lines, &targets, *buy, *get);
+            let free = bundles::free_units(cart, &lines, &targets, *buy, *get);
             (
                 free.into_iter()
                     .map(|(index, units)| {
