@@ -12,6 +12,13 @@ const SERVICE_PACKAGES: &[(&str, &[&str])] = &[
     ("promo.admin.v1", &["promo/admin/v1/workspace.proto"]),
     ("promo.ledger.v1", &["promo/ledger/v1/ledger.proto"]),
     (
+        "promo.marketing.v1",
+        &[
+            "promo/marketing/v1/marketing.proto",
+            "promo/marketing/v1/settings.proto",
+        ],
+    ),
+    (
         "promo.promotion.v1",
         &[
             "promo/promotion/v1/promotion.proto",

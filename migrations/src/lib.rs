@@ -10,6 +10,7 @@ mod m20261122_000002_ledger;
 mod m20261122_000003_promotion;
 mod m20261123_000004_tenant_keys;
 mod m20261123_000005_events;
+mod m20261124_000006_marketing;
 
 /// An index on `columns` of `table`, in order.
 pub(crate) fn index(
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_promotion::Migration),
             Box::new(m20261123_000004_tenant_keys::Migration),
             Box::new(m20261123_000005_events::Migration),
+            Box::new(m20261124_000006_marketing::Migration),
         ]
     }
 }

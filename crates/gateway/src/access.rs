@@ -49,6 +49,11 @@ const CATALOGUE: &[Role] = &[Factory, Admin, Ops];
 const CATALOGUE_READERS: &[Role] = &[Factory, Admin, Ops, Generator];
 const TAXONOMY_EDITORS: &[Role] = &[Admin, Ops];
 const PROMOTION: Option<Module> = Some(Module::MaterialPromotion);
+const MARKETING: Option<Module> = Some(Module::Marketing);
+const SHOP_OPERATORS: &[Role] = &[Admin, Ops];
+const SHOP_BACKEND: &[Role] = &[Storefront, Admin, Ops];
+const SHOP_CUSTOMERS: &[Role] = &[Admin, Ops, Customer];
+const SHOP_ANYONE: &[Role] = &[Admin, Ops, Storefront, Customer];
 
 pub const RULES: &[MethodRule] = &[
     rule(
@@ -205,6 +210,146 @@ pub const RULES: &[MethodRule] = &[
         "/promo.promotion.v1.SelectionService/ReportUsage",
         &[Generator],
         PROMOTION,
+    ),
+    rule(
+        "/promo.marketing.v1.CampaignService/CreateCampaign",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CampaignService/GetCampaign",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CampaignService/ListCampaigns",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CampaignService/LaunchCampaign",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CampaignService/PauseCampaign",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CampaignService/ResumeCampaign",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CampaignService/CompleteCampaign",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CampaignService/CreateCampaignGroup",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CampaignService/ListCampaignGroups",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.DiscountRuleService/CreateDiscountRule",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.DiscountRuleService/GetDiscountRule",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.DiscountRuleService/ListDiscountRules",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CouponService/CreateCoupon",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CouponService/GenerateCoupons",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CouponService/GetCouponBatch",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CouponService/GetCoupon",
+        SHOP_CUSTOMERS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CouponService/ListCoupons",
+        SHOP_CUSTOMERS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CouponService/ValidateCoupon",
+        SHOP_ANYONE,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CouponService/ExportCoupons",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.PricingService/EvaluateCart",
+        SHOP_BACKEND,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.PricingService/CreateRedemption",
+        SHOP_BACKEND,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.PricingService/ConfirmRedemption",
+        SHOP_BACKEND,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.PricingService/RollbackRedemption",
+        SHOP_BACKEND,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.PricingService/GetRedemption",
+        SHOP_BACKEND,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.ParticipationService/JoinCampaign",
+        SHOP_ANYONE,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.ParticipationService/ListParticipations",
+        SHOP_CUSTOMERS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.DisplayService/CreateDisplay",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.DisplayService/ListDisplays",
+        SHOP_BACKEND,
+        MARKETING,
     ),
 ];
 

@@ -37,6 +37,8 @@ pub struct App {
     pub ledger: credits_ledger::Ledger,
     /// Material promotion, with its impression writer running.
     pub promotions: Arc<promotion_core::PromotionCore>,
+    /// Shop promotions, with their pricing snapshots.
+    pub marketing: Arc<marketing::Marketing>,
     /// Every domain's workspace settings section (GetSettings/UpdateSettings compose them).
     pub settings: Arc<kernel::settings::Registry>,
     verifier: TokenVerifier,
@@ -45,7 +47,9 @@ pub struct App {
 /// The workspace settings section of every domain this gateway composes. A domain with settings
 /// adds its section here, once.
 pub fn settings_sections() -> kernel::settings::Registry {
-    kernel::settings::Registry::new().with::<promotion_core::settings::PromotionSettings>()
+    kernel::settings::Registry::new()
+        .with::<promotion_core::settings::PromotionSettings>()
+        .with::<marketing::settings::MarketingSettings>()
 }
 
 /// Connects, migrates, makes sure `default` exists and loads the JWT keys.
@@ -80,8 +84,13 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
     let ledger = credits_ledger::Ledger::start(context.clone());
     let promotions =
         promotion_core::PromotionCore::start(context.clone(), &secret, config.selection_seed);
-    // Selection caches promotion settings: it follows every change.
-    let settings = Arc::new(settings_sections().observed_by(promotions.settings_observer()));
+    let marketing = marketing::Marketing::start(context.clone());
+    // Selection and pricing cache their settings: they follow every change.
+    let settings = Arc::new(
+        settings_sections()
+            .observed_by(promotions.settings_observer())
+            .observed_by(marketing.settings_observer()),
+    );
     Ok(App {
         config,
         context,
@@ -89,6 +98,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
         secret_source,
         ledger,
         promotions,
+        marketing,
         settings,
         verifier,
     })
@@ -187,6 +197,21 @@ impl App {
         registry.describe(&selection, proto::promotion::v1::FILE_DESCRIPTOR_SET);
         registry.routes.add_service(selection);
 
+        macro_rules! marketing_service {
+            ($module:ident) => {{
+                let service = marketing::$module::grpc(self.marketing.clone())
+                    .max_decoding_message_size(limits.max_message_bytes);
+                registry.describe(&service, proto::marketing::v1::FILE_DESCRIPTOR_SET);
+                registry.routes.add_service(service);
+            }};
+        }
+        marketing_service!(campaigns);
+        marketing_service!(rules);
+        marketing_service!(coupons);
+        marketing_service!(redemptions);
+        marketing_service!(participation);
+        marketing_service!(displays);
+
         registry
     }
 
@@ -240,6 +265,7 @@ impl App {
         let pruner = tokio::spawn(crate::layer::prune_rate_limiter(policy.clone()));
         let expiry = tokio::spawn(self.ledger.clone().run_expiry(Duration::from_secs(1)));
         let promotion_tasks = tokio::spawn(self.promotions.clone().run_background());
+        let marketing_tasks = tokio::spawn(self.marketing.clone().run_background());
         let sweeper = tokio::spawn(sweep_idempotency(
             self.context.clone(),
             self.config.idempotency_retention_hours,
@@ -268,6 +294,7 @@ impl App {
         pruner.abort();
         expiry.abort();
         promotion_tasks.abort();
+        marketing_tasks.abort();
         sweeper.abort();
         events.abort();
         // Every call has drained: what selection queued must reach the database before we exit.

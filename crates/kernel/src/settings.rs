@@ -127,6 +127,17 @@ pub fn read<S: Section>(row: &workspace::entity::Model) -> Result<S, ServiceErro
     Stored::of(row)?.get::<S>()
 }
 
+/// Reads one section of a workspace's settings (its defaults for a workspace that does not exist).
+pub async fn of_workspace<S: Section, C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+) -> Result<S, ServiceError> {
+    match workspace::get(connection, workspace_id).await? {
+        Some(row) => read::<S>(&row),
+        None => Ok(S::default()),
+    }
+}
+
 /// Something that must follow a settings change: a domain that caches settings.
 #[async_trait::async_trait]
 pub trait Observer: Send + Sync {

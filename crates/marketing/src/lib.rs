@@ -1,12 +1,33 @@
-//! Marketing: the shop-facing promotion engine (campaigns, discount rules, coupons, pricing,
-//! redemption, participation, displays). This crate is being built in steps; today it holds coupon codes
-//! (`codes`: normal form, patterns, CSPRNG generation) and the pricing engine (`pricing`): the declared, exact semantics of every discount kind, stacking and
-//! exclusivity and budgets, as a pure function the storefront's EvaluateCart will run on an
-//! in-memory snapshot.
+//! Shop promotions: campaigns, reusable discount rules, coupons (single and generated in bulk),
+//! exact cart pricing served from memory, two-phase redemption that never over-redeems, campaign
+//! participation, storefront displays and daily campaign analytics.
+//!
+//! Where things are: `pricing` is the pure pricing engine and `codes` coupon codes (no I/O);
+//! `model` the resources as pricing sees them and `offer` what a cart is offered; `convert`
+//! the wire format; `store` every query; `snapshot` what EvaluateCart serves from; `settings` and
+//! `events` the module's settings section and domain events; `state` the shared state and
+//! background work; `campaigns`, `rules`, `coupons`, `redemptions`, `participation` and
+//! `displays` the gRPC services.
 #![forbid(unsafe_code)]
 
+pub mod campaigns;
 pub mod codes;
+pub mod convert;
+pub mod coupons;
+pub mod displays;
+pub mod events;
+pub mod model;
+pub mod offer;
+pub mod participation;
 pub mod pricing;
+pub mod redemptions;
+pub mod rules;
+pub mod settings;
+pub mod snapshot;
+pub mod state;
+pub mod store;
+
+pub use crate::state::Marketing;
 
 /// The ErrorInfo domain of marketing errors.
 pub const DOMAIN: &str = "promo.marketing";

@@ -22,6 +22,15 @@ pub mod ledger {
     }
 }
 
+pub mod marketing {
+    pub mod v1 {
+        tonic::include_proto!("promo.marketing.v1");
+        /// Encoded `FileDescriptorSet` of `promo.marketing.v1` and its imports.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            tonic::include_file_descriptor_set!("promo.marketing.v1");
+    }
+}
+
 pub mod promotion {
     pub mod v1 {
         tonic::include_proto!("promo.promotion.v1");
@@ -40,6 +49,7 @@ pub const ERROR_DETAILS_FILE_DESCRIPTOR_SET: &[u8] =
 pub const ALL_FILE_DESCRIPTOR_SETS: &[&[u8]] = &[
     admin::v1::FILE_DESCRIPTOR_SET,
     ledger::v1::FILE_DESCRIPTOR_SET,
+    marketing::v1::FILE_DESCRIPTOR_SET,
     promotion::v1::FILE_DESCRIPTOR_SET,
     ERROR_DETAILS_FILE_DESCRIPTOR_SET,
 ];

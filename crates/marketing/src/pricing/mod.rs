@@ -39,6 +39,7 @@
 use std::collections::BTreeMap;
 
 use kernel::money::{Rounding, divide, split_weighted};
+use serde::{Deserialize, Serialize};
 
 mod bundles;
 mod validation;
@@ -79,7 +80,7 @@ pub struct Cart {
 }
 
 /// Which lines a rule (or a buy-X-get-Y target) applies to.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
     pub product_ids: Vec<String>,
     pub category_ids: Vec<String>,
@@ -103,14 +104,14 @@ impl Scope {
 }
 
 /// A tier's threshold: eligible subtotal or eligible quantity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Threshold {
     Subtotal(i64),
     Quantity(i64),
 }
 
 /// One step of a tiered rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tier {
     pub threshold: Threshold,
     /// Basis points for a tiered percentage, minor units for a tiered fixed amount.
@@ -118,7 +119,8 @@ pub struct Tier {
 }
 
 /// The calculation of a rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Kind {
     Percentage {
         bps: u32,
@@ -146,7 +148,7 @@ pub enum Kind {
 }
 
 /// When a rule may apply.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conditions {
     /// Empty: every tier.
     pub customer_tiers: Vec<String>,
@@ -159,7 +161,7 @@ pub struct Conditions {
 }
 
 /// A reusable discount calculation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     pub kind: Kind,
     pub scope: Scope,

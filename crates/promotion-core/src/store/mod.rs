@@ -199,10 +199,7 @@ pub async fn workspace_section<S: kernel::settings::Section, C: ConnectionTrait>
     connection: &C,
     workspace_id: Uuid,
 ) -> Result<S, ServiceError> {
-    match kernel::workspace::get(connection, workspace_id).await? {
-        Some(row) => kernel::settings::read::<S>(&row),
-        None => Ok(S::default()),
-    }
+    kernel::settings::of_workspace(connection, workspace_id).await
 }
 
 /// The promotion settings of a workspace (defaults for one that does not exist).

@@ -1,0 +1,785 @@
+//! promo.marketing.v1.CampaignService: campaigns and their groups, and the lifecycle draft →
+//! scheduled → active ↔ paused → completed (moved at start and end times by the sweeper).
+
+use std::sync::Arc;
+
+use kernel::clock::{micros_to_timestamp, parse_timestamp};
+use kernel::ids::{check_text, parse_optional_uuid, parse_uuid};
+use kernel::pagination::{PageToken, decode_uuid_cursor, finish_page, page_size};
+use kernel::{IdempotencyKey, Principal, ServiceError, Violations};
+use proto::marketing::v1 as pb;
+use proto::marketing::v1::campaign_service_server::{CampaignService, CampaignServiceServer};
+use sea_orm::ActiveValue::Set;
+use serde_json::json;
+use tonic::{Request, Response, Status as GrpcStatus};
+use uuid::Uuid;
+
+use crate::convert::Currency;
+use crate::model::{CampaignStatus, KIND_PROMO_CODE, TRIGGER_AUTOMATIC, TRIGGER_LAST};
+use crate::state::Marketing;
+use crate::store::{self, campaign, group};
+use crate::{DOMAIN, events};
+
+/// Most rules one campaign grants.
+const MAX_RULES: usize = 20;
+
+pub struct CampaignGrpc {
+    core: Arc<Marketing>,
+}
+
+pub fn grpc(core: Arc<Marketing>) -> CampaignServiceServer<CampaignGrpc> {
+    CampaignServiceServer::new(CampaignGrpc { core })
+}
+
+pub fn campaign_not_found() -> ServiceError {
+    ServiceError::not_found(DOMAIN, "CAMPAIGN_NOT_FOUND", "campaign")
+}
+
+fn money(currency: &str, amount: i64) -> Option<pb::Money> {
+    (!currency.is_empty()).then(|| pb::Money {
+        currency: currency.to_owned(),
+        amount,
+    })
+}
+
+pub fn campaign_to_proto(row: &campaign::Model, now: i64) -> Result<pb::Campaign, ServiceError> {
+    let stored = CampaignStatus::from_i32(row.status).unwrap_or(CampaignStatus::Completed);
+    let rule_ids: Vec<Uuid> = kernel::db::json_column(
+        "mkt_campaign",
+        format!("({}, {})", row.workspace_id, row.id),
+        "rule_ids",
+        &row.rule_ids,
+    )?;
+    let utm: std::collections::BTreeMap<String, String> = kernel::db::json_column(
+        "mkt_campaign",
+        format!("({}, {})", row.workspace_id, row.id),
+        "utm",
+        &row.utm,
+    )?;
+    let field = |name: &str| utm.get(name).cloned().unwrap_or_default();
+    Ok(pb::Campaign {
+        id: row.id.to_string(),
+        title: row.title.clone(),
+        code: row.code.clone().unwrap_or_default(),
+        description: row.description.clone(),
+        group_id: row.group_id.map(|id| id.to_string()).unwrap_or_default(),
+        trigger_type: row.trigger_type,
+        auto_apply: row.auto_apply,
+        discount_rule_ids: rule_ids.iter().map(Uuid::to_string).collect(),
+        start_time: row.start_time.map(micros_to_timestamp),
+        end_time: row.end_time.map(micros_to_timestamp),
+        budget: row.budget.and_then(|budget| money(&row.currency, budget)),
+        usage_limit_total: row.usage_limit_total,
+        usage_limit_per_customer: row.usage_limit_per_customer,
+        is_public: row.is_public,
+        utm: Some(pb::Utm {
+            source: field("source"),
+            medium: field("medium"),
+            campaign: field("campaign"),
+            term: field("term"),
+            content: field("content"),
+        }),
+        kind: row.kind,
+        status: stored.effective(row.start_time, row.end_time, now) as i32,
+        redemption_count: row.redemption_count,
+        discount_given: money(&row.currency, row.discount_given),
+        budget_reserved: money(&row.currency, row.budget_used - row.discount_given),
+        create_time: Some(micros_to_timestamp(row.created_at)),
+        update_time: Some(micros_to_timestamp(row.updated_at)),
+    })
+}
+
+/// A campaign as CreateCampaign received it, validated.
+struct NewCampaign {
+    title: String,
+    code: Option<String>,
+    description: String,
+    group_id: Option<Uuid>,
+    trigger_type: i32,
+    kind: i32,
+    rule_ids: Vec<Uuid>,
+    start_time: Option<i64>,
+    end_time: Option<i64>,
+    currency: String,
+    budget: Option<i64>,
+    usage_limit_total: i64,
+    usage_limit_per_customer: i64,
+    is_public: bool,
+    utm: String,
+}
+
+fn read_campaign(input: Option<&pb::Campaign>, now: i64) -> Result<NewCampaign, ServiceError> {
+    let mut violations = Violations::new(DOMAIN);
+    let Some(input) = input else {
+        violations.add("campaign", "is required");
+        return Err(violations.into_error());
+    };
+    let text = |violations: &mut Violations, field: &str, value: &str, max, empty| {
+        violations.take(field, check_text(DOMAIN, field, value, max, empty));
+    };
+    text(&mut violations, "campaign.title", &input.title, 200, false);
+    text(
+        &mut violations,
+        "campaign.description",
+        &input.description,
+        2000,
+        true,
+    );
+    let code = if input.code.is_empty() {
+        None
+    } else {
+        let code = crate::codes::normalize(&input.code);
+        violations.check(
+            code.is_some(),
+            "campaign.code",
+            "must be 3 to 64 letters, digits, '-' or '_'",
+        );
+        code
+    };
+    let group_id = violations.optional_uuid("campaign.group_id", &input.group_id);
+    violations.check(
+        (0..=TRIGGER_LAST).contains(&input.trigger_type),
+        "campaign.trigger_type",
+        "must be one of the TRIGGER_TYPE_ values",
+    );
+    violations.check(
+        !input.auto_apply || input.trigger_type == TRIGGER_AUTOMATIC,
+        "campaign.auto_apply",
+        "only a TRIGGER_TYPE_AUTOMATIC campaign applies without a code",
+    );
+    violations.check(
+        pb::CampaignKind::try_from(input.kind).is_ok(),
+        "campaign.kind",
+        "must be one of the CAMPAIGN_KIND_ values",
+    );
+    violations.check(
+        input.kind != KIND_PROMO_CODE || code.is_some(),
+        "campaign.code",
+        "a promo-code campaign needs its code",
+    );
+    violations.check(
+        input.discount_rule_ids.len() <= MAX_RULES,
+        "campaign.discount_rule_ids",
+        format!("must list at most {MAX_RULES} rules"),
+    );
+    let mut rule_ids = Vec::new();
+    for (index, id) in input.discount_rule_ids.iter().enumerate() {
+        if let Some(id) = violations.uuid(&format!("campaign.discount_rule_ids[{index}]"), id)
+            && !rule_ids.contains(&id)
+        {
+            rule_ids.push(id);
+        }
+    }
+    let start_time = violations
+        .take(
+            "campaign.start_time",
+            parse_timestamp(DOMAIN, "campaign.start_time", input.start_time.as_ref()),
+        )
+        .flatten();
+    let end_time = violations
+        .take(
+            "campaign.end_time",
+            parse_timestamp(DOMAIN, "campaign.end_time", input.end_time.as_ref()),
+        )
+        .flatten();
+    if let Some(end) = end_time {
+        violations.check(
+            start_time.is_none_or(|start| end > start),
+            "campaign.end_time",
+            "must be after start_time",
+        );
+        violations.check(end > now, "campaign.end_time", "must be in the future");
+    }
+    let mut currency = Currency::default();
+    let budget = currency.money(
+        &mut violations,
+        "campaign.budget",
+        input.budget.as_ref(),
+        false,
+    );
+    for (field, value) in [
+        ("campaign.usage_limit_total", input.usage_limit_total),
+        (
+            "campaign.usage_limit_per_customer",
+            input.usage_limit_per_customer,
+        ),
+    ] {
+        violations.check(value >= 0, field, "must not be negative (0 = unlimited)");
+    }
+    let utm = input.utm.clone().unwrap_or_default();
+    let mut utm_map = std::collections::BTreeMap::new();
+    for (name, value) in [
+        ("source", &utm.source),
+        ("medium", &utm.medium),
+        ("campaign", &utm.campaign),
+        ("term", &utm.term),
+        ("content", &utm.content),
+    ] {
+        text(
+            &mut violations,
+            &format!("campaign.utm.{name}"),
+            value,
+            200,
+            true,
+        );
+        if !value.is_empty() {
+            utm_map.insert(name, value.clone());
+        }
+    }
+    violations.finish()?;
+    Ok(NewCampaign {
+        title: input.title.clone(),
+        code,
+        description: input.description.clone(),
+        group_id,
+        trigger_type: input.trigger_type,
+        kind: input.kind,
+        rule_ids,
+        start_time,
+        end_time,
+        currency: currency.finish()?,
+        budget,
+        usage_limit_total: input.usage_limit_total,
+        usage_limit_per_customer: input.usage_limit_per_customer,
+        is_public: input.is_public,
+        utm: kernel::db::to_json_column(&utm_map)?,
+    })
+}
+
+/// Checks that every rule exists in the workspace and that their amounts and the budget share
+/// one currency.
+async fn check_rules<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    rule_ids: &[Uuid],
+    budget_currency: &str,
+) -> Result<(), ServiceError> {
+    let rules = store::rules_by_ids(connection, workspace_id, rule_ids).await?;
+    for (index, id) in rule_ids.iter().enumerate() {
+        let Some(rule) = rules.iter().find(|rule| rule.id == *id) else {
+            return Err(ServiceError::not_found(
+                DOMAIN,
+                "DISCOUNT_RULE_NOT_FOUND",
+                "discount rule",
+            )
+            .with_field(
+                &format!("campaign.discount_rule_ids[{index}]"),
+                "no such rule",
+            ));
+        };
+        let mut currency = Currency::default();
+        let mut violations = Violations::new(DOMAIN);
+        for (field, code) in [
+            ("campaign.budget", budget_currency),
+            ("rule", &rule.currency),
+        ] {
+            if !code.is_empty() {
+                currency.money(
+                    &mut violations,
+                    field,
+                    Some(&pb::Money {
+                        currency: code.to_owned(),
+                        amount: 1,
+                    }),
+                    false,
+                );
+            }
+        }
+        currency.finish().map_err(|error| {
+            error.with_field(
+                &format!("campaign.discount_rule_ids[{index}]"),
+                "this rule's amounts are in another currency than the campaign's budget",
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The lifecycle verbs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verb {
+    Launch,
+    Pause,
+    Resume,
+    Complete,
+}
+
+impl Verb {
+    fn method(self) -> &'static str {
+        match self {
+            Verb::Launch => "LaunchCampaign",
+            Verb::Pause => "PauseCampaign",
+            Verb::Resume => "ResumeCampaign",
+            Verb::Complete => "CompleteCampaign",
+        }
+    }
+}
+
+fn status_conflict(row: &campaign::Model, current: CampaignStatus, verb: Verb) -> ServiceError {
+    ServiceError::failed_precondition(
+        DOMAIN,
+        "CAMPAIGN_STATUS_CONFLICT",
+        format!("campaigns/{}", row.id),
+        format!("a campaign that is {current:?} cannot be {verb:?}ed").to_lowercase(),
+    )
+}
+
+/// Moves a campaign whose window opened or closed (the sweeper); returns whether it changed.
+pub(crate) async fn advance_due(
+    core: &Marketing,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<bool, ServiceError> {
+    let now = core.now();
+    let changed = core
+        .context
+        .write(|txn| async move {
+            let Some(row) = store::get_campaign(&*txn, workspace_id, id).await? else {
+                return Ok((txn, false));
+            };
+            let stored = CampaignStatus::from_i32(row.status).unwrap_or(CampaignStatus::Completed);
+            let effective = stored.effective(row.start_time, row.end_time, now);
+            let target = match (stored, effective) {
+                (CampaignStatus::Scheduled, CampaignStatus::Active) => CampaignStatus::Active,
+                (s, CampaignStatus::Completed) if s != CampaignStatus::Completed => {
+                    CampaignStatus::Completed
+                }
+                _ => return Ok((txn, false)),
+            };
+            store::update(
+                &*txn,
+                campaign::ActiveModel {
+                    workspace_id: Set(workspace_id),
+                    id: Set(id),
+                    status: Set(target as i32),
+                    updated_at: Set(now),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            let (event, payload) = if target == CampaignStatus::Active {
+                (
+                    events::CAMPAIGN_STARTED,
+                    json!({"campaign_id": id.to_string()}),
+                )
+            } else {
+                (
+                    events::CAMPAIGN_COMPLETED,
+                    json!({"campaign_id": id.to_string(), "reason": "ENDED"}),
+                )
+            };
+            events::emit(
+                &txn,
+                workspace_id,
+                event,
+                format!("campaigns/{id}"),
+                payload,
+                now,
+            )
+            .await?;
+            store::bump_version(&*txn, workspace_id).await?;
+            Ok((txn, true))
+        })
+        .await?;
+    if changed {
+        core.refresh(workspace_id).await;
+    }
+    Ok(changed)
+}
+
+impl CampaignGrpc {
+    async fn transition(
+        &self,
+        principal: &Principal,
+        body: &pb::CampaignActionRequest,
+        verb: Verb,
+    ) -> Result<pb::Campaign, ServiceError> {
+        let key = IdempotencyKey::new(DOMAIN, principal, &body.request_id, verb.method(), body)?;
+        let id = parse_uuid(DOMAIN, "id", &body.id)?;
+        let workspace_id = principal.workspace_id;
+        let now = self.core.now();
+        self.core
+            .change_definitions(&key, workspace_id, |txn| async move {
+                let row = store::get_campaign(&*txn, workspace_id, id)
+                    .await?
+                    .ok_or_else(campaign_not_found)?;
+                let stored =
+                    CampaignStatus::from_i32(row.status).unwrap_or(CampaignStatus::Completed);
+                let current = stored.effective(row.start_time, row.end_time, now);
+                let mut start_time = row.start_time;
+                let target = match (verb, current) {
+                    (Verb::Launch, CampaignStatus::Draft) => {
+                        let rule_ids: Vec<Uuid> =
+                            kernel::db::json_column("mkt_campaign", id, "rule_ids", &row.rule_ids)?;
+                        if rule_ids.is_empty() && row.kind != KIND_PROMO_CODE {
+                            return Err(ServiceError::failed_precondition(
+                                DOMAIN,
+                                "CAMPAIGN_HAS_NO_RULES",
+                                format!("campaigns/{id}"),
+                                "a campaign needs at least one discount rule to launch",
+                            ));
+                        }
+                        if row.end_time.is_some_and(|end| end <= now) {
+                            return Err(ServiceError::failed_precondition(
+                                DOMAIN,
+                                "CAMPAIGN_ENDED",
+                                format!("campaigns/{id}"),
+                                "the campaign's end time has passed",
+                            ));
+                        }
+                        let start = *start_time.get_or_insert(now);
+                        if start > now {
+                            CampaignStatus::Scheduled
+                        } else {
+                            CampaignStatus::Active
+                        }
+                    }
+                    (Verb::Pause, CampaignStatus::Active | CampaignStatus::Scheduled) => {
+                        CampaignStatus::Paused
+                    }
+                    (Verb::Resume, CampaignStatus::Paused) => {
+                        if start_time.is_some_and(|start| start > now) {
+                            CampaignStatus::Scheduled
+                        } else {
+                            CampaignStatus::Active
+                        }
+                    }
+                    (Verb::Complete, status) if status != CampaignStatus::Completed => {
+                        CampaignStatus::Completed
+                    }
+                    _ => return Err(status_conflict(&row, current, verb)),
+                };
+                store::update(
+                    &*txn,
+                    campaign::ActiveModel {
+                        workspace_id: Set(workspace_id),
+                        id: Set(id),
+                        status: Set(target as i32),
+                        start_time: Set(start_time),
+                        updated_at: Set(now),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                let subject = format!("campaigns/{id}");
+                match verb {
+                    Verb::Launch => {
+                        let status = format!("{target:?}").to_uppercase();
+                        let payload = json!({"campaign_id": id.to_string(), "status": status});
+                        events::emit(
+                            &txn,
+                            workspace_id,
+                            events::CAMPAIGN_LAUNCHED,
+                            subject,
+                            payload,
+                            now,
+                        )
+                        .await?;
+                    }
+                    Verb::Complete => {
+                        let payload = json!({"campaign_id": id.to_string(), "reason": "COMPLETED"});
+                        events::emit(
+                            &txn,
+                            workspace_id,
+                            events::CAMPAIGN_COMPLETED,
+                            subject,
+                            payload,
+                            now,
+                        )
+                        .await?;
+                    }
+                    Verb::Pause | Verb::Resume => {}
+                }
+                let row = store::get_campaign(&*txn, workspace_id, id)
+                    .await?
+                    .ok_or_else(campaign_not_found)?;
+                Ok((txn, campaign_to_proto(&row, now)?))
+            })
+            .await
+    }
+}
+
+#[tonic::async_trait]
+impl CampaignService for CampaignGrpc {
+    async fn create_campaign(
+        &self,
+        request: Request<pb::CreateCampaignRequest>,
+    ) -> Result<Response<pb::Campaign>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let body = request.get_ref();
+        let key =
+            IdempotencyKey::new(DOMAIN, &principal, &body.request_id, "CreateCampaign", body)?;
+        let now = self.core.now();
+        let new = read_campaign(body.campaign.as_ref(), now)?;
+        let workspace_id = principal.workspace_id;
+        let new = &new;
+        let response = self
+            .core
+            .change_definitions(&key, workspace_id, |txn| async move {
+                if let Some(group_id) = new.group_id
+                    && store::get_group(&*txn, workspace_id, group_id)
+                        .await?
+                        .is_none()
+                {
+                    return Err(ServiceError::not_found(
+                        DOMAIN,
+                        "CAMPAIGN_GROUP_NOT_FOUND",
+                        "campaign group",
+                    ));
+                }
+                check_rules(&*txn, workspace_id, &new.rule_ids, &new.currency).await?;
+                if let Some(code) = &new.code
+                    && store::campaign_by_code(&*txn, workspace_id, code)
+                        .await?
+                        .is_some()
+                {
+                    return Err(ServiceError::new(
+                        kernel::ErrorCode::AlreadyExists,
+                        DOMAIN,
+                        "CAMPAIGN_CODE_TAKEN",
+                        "another campaign of this workspace has this code",
+                    ));
+                }
+                let row = campaign::Model {
+                    workspace_id,
+                    id: Uuid::now_v7(),
+                    title: new.title.clone(),
+                    code: new.code.clone(),
+                    description: new.description.clone(),
+                    group_id: new.group_id,
+                    trigger_type: new.trigger_type,
+                    auto_apply: new.trigger_type == TRIGGER_AUTOMATIC,
+                    kind: new.kind,
+                    status: CampaignStatus::Draft as i32,
+                    rule_ids: kernel::db::to_json_column(&new.rule_ids)?,
+                    start_time: new.start_time,
+                    end_time: new.end_time,
+                    currency: new.currency.clone(),
+                    budget: new.budget,
+                    budget_used: 0,
+                    discount_given: 0,
+                    usage_limit_total: new.usage_limit_total,
+                    usage_limit_per_customer: new.usage_limit_per_customer,
+                    uses_held: 0,
+                    redemption_count: 0,
+                    is_public: new.is_public,
+                    utm: new.utm.clone(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                store::insert(&*txn, campaign::ActiveModel::from(row.clone())).await?;
+                Ok((txn, campaign_to_proto(&row, now)?))
+            })
+            .await?;
+        tracing::info!(campaign_id = %response.id, "campaign created");
+        Ok(Response::new(response))
+    }
+
+    async fn get_campaign(
+        &self,
+        request: Request<pb::GetCampaignRequest>,
+    ) -> Result<Response<pb::Campaign>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let id = parse_uuid(DOMAIN, "id", &request.get_ref().id)?;
+        let row = store::get_campaign(
+            self.core.context.db.connection(),
+            principal.workspace_id,
+            id,
+        )
+        .await?
+        .ok_or_else(campaign_not_found)?;
+        Ok(Response::new(campaign_to_proto(&row, self.core.now())?))
+    }
+
+    async fn list_campaigns(
+        &self,
+        request: Request<pb::ListCampaignsRequest>,
+    ) -> Result<Response<pb::ListCampaignsResponse>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let body = request.get_ref();
+        let limit = page_size(DOMAIN, body.page_size)?;
+        let group_id = parse_optional_uuid(DOMAIN, "group_id", &body.group_id)?;
+        let wanted = match body.status {
+            0 => None,
+            status => Some(
+                pb::CampaignStatus::try_from(status)
+                    .ok()
+                    .and_then(|_| CampaignStatus::from_i32(status))
+                    .ok_or_else(|| {
+                        ServiceError::invalid_field(DOMAIN, "status", "is not a campaign status")
+                    })?,
+            ),
+        };
+        let digest = PageToken::query_digest(&[&body.status.to_string(), &body.group_id]);
+        let mut after = decode_uuid_cursor(DOMAIN, &digest, &body.page_token)?;
+        let now = self.core.now();
+        // The effective status depends on the time, so filtering happens after reading; a page
+        // is filled from as many reads as it takes (and may be followed by an empty last page).
+        let mut campaigns = Vec::new();
+        let mut next_page_token = String::new();
+        'pages: loop {
+            let rows = store::list_campaigns(
+                self.core.context.db.connection(),
+                principal.workspace_id,
+                None,
+                group_id,
+                after,
+                limit,
+            )
+            .await?;
+            let last_read = (rows.len() as u64) < limit;
+            for row in &rows {
+                after = Some(row.id);
+                let campaign = campaign_to_proto(row, now)?;
+                if wanted.is_none_or(|status| campaign.status == status as i32) {
+                    campaigns.push(campaign);
+                    if campaigns.len() as u64 == limit {
+                        next_page_token = PageToken::encode(&digest, &row.id.to_string());
+                        break 'pages;
+                    }
+                }
+            }
+            if last_read {
+                break;
+            }
+        }
+        Ok(Response::new(pb::ListCampaignsResponse {
+            campaigns,
+            next_page_token,
+        }))
+    }
+
+    async fn launch_campaign(
+        &self,
+        request: Request<pb::CampaignActionRequest>,
+    ) -> Result<Response<pb::Campaign>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(
+            self.transition(principal, request.get_ref(), Verb::Launch)
+                .await?,
+        ))
+    }
+
+    async fn pause_campaign(
+        &self,
+        request: Request<pb::CampaignActionRequest>,
+    ) -> Result<Response<pb::Campaign>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(
+            self.transition(principal, request.get_ref(), Verb::Pause)
+                .await?,
+        ))
+    }
+
+    async fn resume_campaign(
+        &self,
+        request: Request<pb::CampaignActionRequest>,
+    ) -> Result<Response<pb::Campaign>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(
+            self.transition(principal, request.get_ref(), Verb::Resume)
+                .await?,
+        ))
+    }
+
+    async fn complete_campaign(
+        &self,
+        request: Request<pb::CampaignActionRequest>,
+    ) -> Result<Response<pb::Campaign>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(
+            self.transition(principal, request.get_ref(), Verb::Complete)
+                .await?,
+        ))
+    }
+
+    async fn create_campaign_group(
+        &self,
+        request: Request<pb::CreateCampaignGroupRequest>,
+    ) -> Result<Response<pb::CampaignGroup>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let body = request.get_ref();
+        let key = IdempotencyKey::new(
+            DOMAIN,
+            &principal,
+            &body.request_id,
+            "CreateCampaignGroup",
+            body,
+        )?;
+        let input = body.group.clone().unwrap_or_default();
+        let mut violations = Violations::new(DOMAIN);
+        violations.take(
+            "group.name",
+            check_text(DOMAIN, "group.name", &input.name, 200, false),
+        );
+        violations.take(
+            "group.description",
+            check_text(DOMAIN, "group.description", &input.description, 2000, true),
+        );
+        violations.finish()?;
+        let workspace_id = principal.workspace_id;
+        let now = self.core.now();
+        let input = &input;
+        let response = self
+            .core
+            .context
+            .idempotent(&key, |txn| async move {
+                if store::group_by_name(&*txn, workspace_id, &input.name)
+                    .await?
+                    .is_some()
+                {
+                    return Err(ServiceError::new(
+                        kernel::ErrorCode::AlreadyExists,
+                        DOMAIN,
+                        "CAMPAIGN_GROUP_EXISTS",
+                        "a campaign group of this workspace has this name",
+                    ));
+                }
+                let row = group::Model {
+                    workspace_id,
+                    id: Uuid::now_v7(),
+                    name: input.name.clone(),
+                    description: input.description.clone(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                store::insert(&*txn, group::ActiveModel::from(row.clone())).await?;
+                Ok((txn, group_to_proto(&row)))
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_campaign_groups(
+        &self,
+        request: Request<pb::ListCampaignGroupsRequest>,
+    ) -> Result<Response<pb::ListCampaignGroupsResponse>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let body = request.get_ref();
+        let limit = page_size(DOMAIN, body.page_size)?;
+        let digest = PageToken::query_digest(&["groups"]);
+        let after = PageToken::decode(DOMAIN, &digest, &body.page_token)?;
+        let mut rows = store::list_groups(
+            self.core.context.db.connection(),
+            principal.workspace_id,
+            after.as_deref(),
+            limit + 1,
+        )
+        .await?;
+        let next_page_token = finish_page(&mut rows, limit, &digest, |row| row.name.clone());
+        Ok(Response::new(pb::ListCampaignGroupsResponse {
+            groups: rows.iter().map(group_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+}
+
+fn group_to_proto(row: &group::Model) -> pb::CampaignGroup {
+    pb::CampaignGroup {
+        id: row.id.to_string(),
+        name: row.name.clone(),
+        description: row.description.clone(),
+        create_time: Some(micros_to_timestamp(row.created_at)),
+        update_time: Some(micros_to_timestamp(row.updated_at)),
+    }
+}

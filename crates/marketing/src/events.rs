@@ -1,0 +1,47 @@
+//! The domain events marketing appends (kernel::events), each in the transaction of its cause.
+//! Payloads are JSON objects; ids are strings, amounts JSON numbers of minor units.
+//!
+//! - `marketing.campaign.launched` — `{campaign_id, status}` (SCHEDULED or ACTIVE). Subject
+//!   `campaigns/{id}`.
+//! - `marketing.campaign.started` — a scheduled campaign reached its start. `{campaign_id}`.
+//! - `marketing.campaign.completed` — `{campaign_id, reason}`: `ENDED` (its end time passed) or
+//!   `COMPLETED` (an operator).
+//! - `marketing.coupon.issued` — a coupon bound to a customer was issued by a participation or a
+//!   customer event. `{coupon_id, code, campaign_id, customer_id, participation_id}`. Subject
+//!   `coupons/{id}`.
+//! - `marketing.redemption.confirmed` — `{redemption_id, order_id, customer_id, currency,
+//!   order_amount, total_discount, campaign_ids, coupon_codes}`. Subject `redemptions/{id}`.
+
+use kernel::events::{NewEvent, append};
+use kernel::{ServiceError, WriteTxn};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub const CAMPAIGN_LAUNCHED: &str = "marketing.campaign.launched";
+pub const CAMPAIGN_STARTED: &str = "marketing.campaign.started";
+pub const CAMPAIGN_COMPLETED: &str = "marketing.campaign.completed";
+pub const COUPON_ISSUED: &str = "marketing.coupon.issued";
+pub const REDEMPTION_CONFIRMED: &str = "marketing.redemption.confirmed";
+
+/// Appends one event about `subject` in the open transaction.
+pub(crate) async fn emit(
+    txn: &WriteTxn,
+    workspace_id: Uuid,
+    event_type: &'static str,
+    subject: String,
+    payload: Value,
+    now: i64,
+) -> Result<(), ServiceError> {
+    append(
+        &**txn,
+        NewEvent {
+            workspace_id,
+            event_type,
+            subject,
+            payload,
+        },
+        kernel::clock::from_micros(now),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,855 @@
+//! promo.marketing.v1.PricingService: EvaluateCart from the in-memory snapshot, and two-phase
+//! redemption. CreateRedemption locks the coupons it names and the limited campaigns it may use
+//! (coupons before campaigns, each in id order; every path that moves their counters keeps that
+//! order), reads their counters under the locks, prices the cart, and reserves what the effects
+//! need with conditional updates — so no limit or budget is ever exceeded, on SQLite or
+//! PostgreSQL. Confirm makes it final; rollback and expiry release exactly what it held.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use kernel::clock::micros_to_timestamp;
+use kernel::ids::parse_uuid;
+use kernel::{IdempotencyKey, Principal, ServiceError};
+use proto::marketing::v1 as pb;
+use proto::marketing::v1::pricing_service_server::{PricingService, PricingServiceServer};
+use sea_orm::ConnectionTrait;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tonic::{Request, Response, Status as GrpcStatus};
+use uuid::Uuid;
+
+use crate::model::{CampaignDef, CouponDef, RuleDef};
+use crate::offer::{self, MAX_CODES, Order, Priced, View};
+use crate::snapshot::Change;
+use crate::state::Marketing;
+use crate::store::{self, DayCounts, redemption};
+use crate::{DOMAIN, events};
+
+/// Redemption statuses (the proto enum's numbers).
+pub const RESERVED: i32 = 1;
+pub const CONFIRMED: i32 = 2;
+pub const ROLLED_BACK: i32 = 3;
+pub const EXPIRED: i32 = 4;
+
+pub struct PricingGrpc {
+    core: Arc<Marketing>,
+}
+
+pub fn grpc(core: Arc<Marketing>) -> PricingServiceServer<PricingGrpc> {
+    PricingServiceServer::new(PricingGrpc { core })
+}
+
+fn redemption_not_found() -> ServiceError {
+    ServiceError::not_found(DOMAIN, "REDEMPTION_NOT_FOUND", "redemption")
+}
+
+/// The workspace's calendar day at `now` (YYYY-MM-DD in its time zone).
+pub(crate) async fn local_day<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    now: i64,
+) -> Result<String, ServiceError> {
+    let zone =
+        kernel::settings::of_workspace::<kernel::settings::TimeZone, _>(connection, workspace_id)
+            .await?
+            .zone();
+    Ok(kernel::clock::from_micros(now)
+        .with_timezone(&zone)
+        .format("%Y-%m-%d")
+        .to_string())
+}
+
+/// One applied effect as a redemption stores it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StoredEffect {
+    campaign_id: Option<Uuid>,
+    rule_id: Uuid,
+    coupon: Option<(Uuid, String)>,
+    amount: i64,
+    lines: Vec<(String, i64)>,
+    shipping: i64,
+}
+
+/// What a reservation holds, released exactly by a rollback or expiry.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Held {
+    effects: Vec<StoredEffect>,
+    /// One use of each, in id order.
+    coupons: Vec<Uuid>,
+    /// One use and this much budget of each, in id order.
+    campaigns: Vec<(Uuid, i64)>,
+    /// One of the customer's uses of each coupon or campaign, in id order.
+    customer_scopes: Vec<Uuid>,
+}
+
+fn effects_to_proto(priced: &Priced, order: &Order) -> Vec<pb::Effect> {
+    priced
+        .evaluation
+        .effects
+        .iter()
+        .filter_map(|effect| {
+            let source = priced.source(effect.key)?;
+            Some(pb::Effect {
+                campaign_id: source
+                    .campaign_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                discount_rule_id: source.rule_id.to_string(),
+                coupon_code: source
+                    .coupon
+                    .as_ref()
+                    .map(|(_, code)| code.clone())
+                    .unwrap_or_default(),
+                amount: effect.amount,
+                lines: effect
+                    .lines
+                    .iter()
+                    .map(|(index, amount)| pb::LineAmount {
+                        line_id: order.cart.lines[*index].line_id.clone(),
+                        amount: *amount,
+                    })
+                    .collect(),
+                shipping: effect.shipping,
+            })
+        })
+        .collect()
+}
+
+fn rejected_to_proto(rejected: &[(String, &'static str)]) -> Vec<pb::RejectedCoupon> {
+    rejected
+        .iter()
+        .map(|(code, reason)| pb::RejectedCoupon {
+            code: kernel::ids::echo(code).trim_matches('"').to_owned(),
+            reason: (*reason).to_owned(),
+        })
+        .collect()
+}
+
+fn evaluation_to_proto(priced: &Priced, order: &Order) -> pb::EvaluateCartResponse {
+    let evaluation = &priced.evaluation;
+    pb::EvaluateCartResponse {
+        subtotal: evaluation.subtotal,
+        line_discounts: evaluation
+            .line_discounts
+            .iter()
+            .zip(&order.cart.lines)
+            .map(|(amount, line)| pb::LineAmount {
+                line_id: line.line_id.clone(),
+                amount: *amount,
+            })
+            .collect(),
+        shipping_discount: evaluation.shipping_discount,
+        total_discount: evaluation.total_discount,
+        total: evaluation.total,
+        effects: effects_to_proto(priced, order),
+        rejected_coupons: rejected_to_proto(&priced.rejected),
+        currency: order.currency.clone(),
+    }
+}
+
+fn check_codes(codes: &[String]) -> Result<(), ServiceError> {
+    if codes.len() > MAX_CODES {
+        return Err(ServiceError::invalid_field(
+            DOMAIN,
+            "coupon_codes",
+            format!("must hold at most {MAX_CODES} codes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Pricing's view of rows read in a transaction.
+#[derive(Default)]
+struct Loaded {
+    coupons: HashMap<String, CouponDef>,
+    campaigns: HashMap<Uuid, CampaignDef>,
+    automatic: Vec<Uuid>,
+    rules: HashMap<Uuid, RuleDef>,
+    customer_uses: HashMap<Uuid, i64>,
+}
+
+impl View for Loaded {
+    fn coupon(&self, code: &str) -> Option<&CouponDef> {
+        self.coupons.get(code)
+    }
+    fn campaign(&self, id: Uuid) -> Option<&CampaignDef> {
+        self.campaigns.get(&id)
+    }
+    fn rule(&self, id: Uuid) -> Option<&RuleDef> {
+        self.rules.get(&id)
+    }
+    fn automatic_campaigns(&self) -> Vec<&CampaignDef> {
+        self.automatic
+            .iter()
+            .filter_map(|id| self.campaigns.get(id))
+            .collect()
+    }
+    fn customer_uses(&self, scope: Uuid, _customer: Uuid) -> Option<i64> {
+        Some(self.customer_uses.get(&scope).copied().unwrap_or(0))
+    }
+}
+
+fn limited(campaign: &crate::store::campaign::Model) -> bool {
+    campaign.budget.is_some()
+        || campaign.usage_limit_total > 0
+        || campaign.usage_limit_per_customer > 0
+}
+
+/// Reads what pricing `codes` for `customer` needs; with `lock`, locks the coupons and the
+/// limited campaigns (coupons first, each in id order).
+async fn load<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    codes: &[String],
+    customer: Option<Uuid>,
+    lock: bool,
+) -> Result<Loaded, ServiceError> {
+    let normalized: Vec<String> = codes
+        .iter()
+        .filter_map(|code| crate::codes::normalize(code))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let coupon_rows = if lock {
+        store::lock_coupons(connection, workspace_id, &normalized).await?
+    } else {
+        store::coupons_by_codes(connection, workspace_id, &normalized).await?
+    };
+    let mut loaded = Loaded::default();
+    let mut campaign_ids: BTreeSet<Uuid> = coupon_rows
+        .iter()
+        .filter_map(|row| row.campaign_id)
+        .collect();
+    let live = store::live_campaigns(connection, workspace_id).await?;
+    for row in &live {
+        let campaign = CampaignDef::from_row(row)?;
+        if campaign.automatic {
+            loaded.automatic.push(campaign.id);
+            campaign_ids.insert(campaign.id);
+        }
+    }
+    let ids: Vec<Uuid> = campaign_ids.into_iter().collect();
+    let unlocked = store::campaigns_by_ids(connection, workspace_id, &ids).await?;
+    let to_lock: Vec<Uuid> = unlocked
+        .iter()
+        .filter(|row| limited(row))
+        .map(|row| row.id)
+        .collect();
+    let locked = if lock {
+        store::lock_campaigns(connection, workspace_id, &to_lock).await?
+    } else {
+        Vec::new()
+    };
+    for row in unlocked
+        .iter()
+        .filter(|row| !lock || !limited(row))
+        .chain(&locked)
+    {
+        loaded.campaigns.insert(row.id, CampaignDef::from_row(row)?);
+    }
+    let mut rule_ids: BTreeSet<Uuid> = coupon_rows.iter().map(|row| row.rule_id).collect();
+    for campaign in loaded.campaigns.values() {
+        if campaign.automatic {
+            rule_ids.extend(campaign.rule_ids.iter().copied());
+        }
+    }
+    let rule_ids: Vec<Uuid> = rule_ids.into_iter().collect();
+    for row in store::rules_by_ids(connection, workspace_id, &rule_ids).await? {
+        loaded.rules.insert(row.id, RuleDef::from_row(&row)?);
+    }
+    if let Some(customer) = customer {
+        let scopes: Vec<Uuid> = coupon_rows
+            .iter()
+            .map(|row| row.id)
+            .chain(loaded.campaigns.keys().copied())
+            .collect();
+        for (scope, held) in
+            store::customer_uses(connection, workspace_id, customer, &scopes).await?
+        {
+            loaded.customer_uses.insert(scope, held);
+        }
+    }
+    for row in &coupon_rows {
+        loaded
+            .coupons
+            .insert(row.code.clone(), CouponDef::from_row(row));
+    }
+    Ok(loaded)
+}
+
+/// ValidateCoupon: the coupon checked against the database (per-customer limits included) and
+/// priced on the cart when one is given.
+pub(crate) async fn validate(
+    core: &Marketing,
+    principal: &Principal,
+    body: &pb::ValidateCouponRequest,
+    customer: Option<Uuid>,
+) -> Result<pb::ValidateCouponResponse, ServiceError> {
+    let workspace_id = principal.workspace_id;
+    let snapshot = core.snapshots.get(workspace_id).await?;
+    let now = core.now();
+    let mut order = match &body.cart {
+        Some(cart) => crate::convert::order_from_proto(Some(cart), snapshot.zone, now)?,
+        None => Order {
+            currency: String::new(),
+            customer_id: None,
+            cart: crate::pricing::Cart::default(),
+        },
+    };
+    if order.customer_id.is_none() {
+        order.customer_id = customer;
+    } else if customer.is_some() && order.customer_id != customer {
+        return Err(ServiceError::invalid_field(
+            DOMAIN,
+            "cart.customer_id",
+            "must be the customer the coupon is validated for",
+        ));
+    }
+    let codes = vec![body.code.clone()];
+    let loaded = load(
+        core.context.db.connection(),
+        workspace_id,
+        &codes,
+        order.customer_id,
+        false,
+    )
+    .await?;
+    let reject = |reason: &str| pb::ValidateCouponResponse {
+        valid: false,
+        reason: reason.to_owned(),
+        discount: None,
+    };
+    let Some(coupon) = crate::codes::normalize(&body.code).and_then(|code| loaded.coupon(&code))
+    else {
+        return Ok(reject("COUPON_NOT_FOUND"));
+    };
+    if body.cart.is_none() {
+        // Without a cart the currency is the coupon's own.
+        let currency = loaded
+            .rule(coupon.rule_id)
+            .map(|rule| rule.currency.clone())
+            .unwrap_or_default();
+        order.currency = currency;
+        return Ok(match offer::check_coupon(&loaded, coupon, &order, now) {
+            Ok(_) => pb::ValidateCouponResponse {
+                valid: true,
+                reason: String::new(),
+                discount: None,
+            },
+            Err(reason) => reject(reason),
+        });
+    }
+    let priced = offer::price(&loaded, &order, &codes, now);
+    if let Some((_, reason)) = priced.rejected.first() {
+        return Ok(reject(reason));
+    }
+    let amount: i64 = priced
+        .evaluation
+        .effects
+        .iter()
+        .filter(|effect| {
+            priced
+                .source(effect.key)
+                .is_some_and(|source| source.coupon.is_some())
+        })
+        .map(|effect| effect.amount)
+        .sum();
+    Ok(pb::ValidateCouponResponse {
+        valid: true,
+        reason: String::new(),
+        discount: Some(pb::Money {
+            currency: order.currency.clone(),
+            amount,
+        }),
+    })
+}
+
+fn redemption_to_proto(row: &redemption::Model) -> Result<pb::Redemption, ServiceError> {
+    let held: Held = kernel::db::json_column("mkt_redemption", row.id, "effects", &row.effects)?;
+    let rejected: Vec<(String, String)> =
+        kernel::db::json_column("mkt_redemption", row.id, "rejected", &row.rejected)?;
+    Ok(pb::Redemption {
+        id: row.id.to_string(),
+        order_id: row.order_id.clone(),
+        customer_id: row.customer_id.map(|id| id.to_string()).unwrap_or_default(),
+        status: row.status,
+        currency: row.currency.clone(),
+        effects: held
+            .effects
+            .iter()
+            .map(|effect| pb::Effect {
+                campaign_id: effect
+                    .campaign_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                discount_rule_id: effect.rule_id.to_string(),
+                coupon_code: effect
+                    .coupon
+                    .as_ref()
+                    .map(|(_, code)| code.clone())
+                    .unwrap_or_default(),
+                amount: effect.amount,
+                lines: effect
+                    .lines
+                    .iter()
+                    .map(|(line_id, amount)| pb::LineAmount {
+                        line_id: line_id.clone(),
+                        amount: *amount,
+                    })
+                    .collect(),
+                shipping: effect.shipping,
+            })
+            .collect(),
+        total_discount: row.total_discount,
+        rejected_coupons: rejected
+            .into_iter()
+            .map(|(code, reason)| pb::RejectedCoupon { code, reason })
+            .collect(),
+        expire_time: Some(micros_to_timestamp(row.expire_at)),
+        rollback_reason: row.rollback_reason.clone(),
+        create_time: Some(micros_to_timestamp(row.created_at)),
+        update_time: Some(micros_to_timestamp(row.updated_at)),
+        order_amount: row.order_amount,
+    })
+}
+
+/// What a priced cart must hold.
+fn holds(priced: &Priced, loaded: &Loaded, order: &Order) -> Held {
+    let mut held = Held::default();
+    let mut campaigns: BTreeMap<Uuid, i64> = BTreeMap::new();
+    let mut scopes = BTreeSet::new();
+    for effect in &priced.evaluation.effects {
+        let Some(source) = priced.source(effect.key) else {
+            continue;
+        };
+        if let Some((coupon_id, _)) = &source.coupon {
+            held.coupons.push(*coupon_id);
+            if loaded
+                .coupons
+                .values()
+                .any(|coupon| coupon.id == *coupon_id && coupon.usage_limit_per_customer > 0)
+            {
+                scopes.insert(*coupon_id);
+            }
+        }
+        if let Some(campaign_id) = source.campaign_id {
+            *campaigns.entry(campaign_id).or_default() += effect.amount;
+            if loaded
+                .campaigns
+                .get(&campaign_id)
+                .is_some_and(|campaign| campaign.usage_limit_per_customer > 0)
+            {
+                scopes.insert(campaign_id);
+            }
+        }
+        held.effects.push(StoredEffect {
+            campaign_id: source.campaign_id,
+            rule_id: source.rule_id,
+            coupon: source.coupon.clone(),
+            amount: effect.amount,
+            lines: effect
+                .lines
+                .iter()
+                .map(|(index, amount)| (order.cart.lines[*index].line_id.clone(), *amount))
+                .collect(),
+            shipping: effect.shipping,
+        });
+    }
+    held.coupons.sort();
+    held.coupons.dedup();
+    held.campaigns = campaigns.into_iter().collect();
+    held.customer_scopes = scopes.into_iter().collect();
+    held
+}
+
+/// The snapshot changes a reservation (sign 1) or its release (sign −1) makes.
+fn counter_changes(held: &Held, sign: i64) -> Vec<Change> {
+    held.coupons
+        .iter()
+        .map(|id| Change::Counter {
+            id: *id,
+            uses: sign,
+            budget: 0,
+        })
+        .chain(held.campaigns.iter().map(|(id, amount)| Change::Counter {
+            id: *id,
+            uses: sign,
+            budget: sign * amount,
+        }))
+        .collect()
+}
+
+/// Releases what a reserved redemption holds and moves it to `status` (ROLLED_BACK or
+/// EXPIRED) in the open transaction; `false` when it was no longer reserved.
+async fn release<C: ConnectionTrait>(
+    connection: &C,
+    row: &redemption::Model,
+    status: i32,
+    reason: &str,
+    now: i64,
+) -> Result<Option<Held>, ServiceError> {
+    let (workspace_id, id) = (row.workspace_id, row.id);
+    let held: Held = kernel::db::json_column("mkt_redemption", id, "effects", &row.effects)?;
+    // Coupons before campaigns, each in id order: the order CreateRedemption locks in.
+    store::lock_coupons_by_id(connection, workspace_id, &held.coupons).await?;
+    let campaign_ids: Vec<Uuid> = held.campaigns.iter().map(|(id, _)| *id).collect();
+    store::lock_campaigns(connection, workspace_id, &campaign_ids).await?;
+    if !store::transition_redemption(connection, workspace_id, id, RESERVED, status, reason, now)
+        .await?
+    {
+        return Ok(None);
+    }
+    for coupon_id in &held.coupons {
+        store::move_coupon(connection, workspace_id, *coupon_id, -1, 0, now).await?;
+    }
+    for (campaign_id, amount) in &held.campaigns {
+        store::move_campaign(
+            connection,
+            workspace_id,
+            *campaign_id,
+            (-1, -amount),
+            (0, 0),
+            now,
+        )
+        .await?;
+    }
+    if let Some(customer) = row.customer_id {
+        for scope in &held.customer_scopes {
+            store::release_customer_use(connection, workspace_id, *scope, customer).await?;
+        }
+    }
+    Ok(Some(held))
+}
+
+/// Expires one reservation past its time (the sweeper); `true` when it did.
+pub(crate) async fn expire(
+    core: &Marketing,
+    row: &redemption::Model,
+) -> Result<bool, ServiceError> {
+    let now = core.now();
+    let released = core
+        .context
+        .write(|txn| async move {
+            let held = release(&*txn, row, EXPIRED, "", now).await?;
+            Ok((txn, held))
+        })
+        .await?;
+    if let Some(held) = &released {
+        core.snapshots
+            .record(row.workspace_id, counter_changes(held, -1), None);
+        tracing::info!(redemption_id = %row.id, "reservation expired");
+    }
+    Ok(released.is_some())
+}
+
+impl PricingGrpc {
+    async fn visible(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<redemption::Model, ServiceError> {
+        let id = parse_uuid(DOMAIN, "id", id)?;
+        store::get_redemption(
+            self.core.context.db.connection(),
+            principal.workspace_id,
+            id,
+        )
+        .await?
+        .ok_or_else(redemption_not_found)
+    }
+}
+
+#[tonic::async_trait]
+impl PricingService for PricingGrpc {
+    async fn evaluate_cart(
+        &self,
+        request: Request<pb::EvaluateCartRequest>,
+    ) -> Result<Response<pb::EvaluateCartResponse>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let body = request.get_ref();
+        check_codes(&body.coupon_codes)?;
+        let snapshot = self.core.snapshots.get(principal.workspace_id).await?;
+        let now = self.core.now();
+        let order = crate::convert::order_from_proto(body.cart.as_ref(), snapshot.zone, now)?;
+        let view = snapshot.view().with_codes(&body.coupon_codes);
+        let priced = offer::price(&view, &order, &body.coupon_codes, now);
+        Ok(Response::new(evaluation_to_proto(&priced, &order)))
+    }
+
+    async fn create_redemption(
+        &self,
+        request: Request<pb::CreateRedemptionRequest>,
+    ) -> Result<Response<pb::Redemption>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let body = request.get_ref();
+        let key = IdempotencyKey::new(
+            DOMAIN,
+            &principal,
+            &body.request_id,
+            "CreateRedemption",
+            body,
+        )?;
+        check_codes(&body.coupon_codes)?;
+        kernel::ids::check_text(DOMAIN, "order_id", &body.order_id, 128, false)?;
+        let workspace_id = principal.workspace_id;
+        let snapshot = self.core.snapshots.get(workspace_id).await?;
+        let now = self.core.now();
+        let order = crate::convert::order_from_proto(body.cart.as_ref(), snapshot.zone, now)?;
+        let ttl = snapshot.settings.reservation_ttl_seconds;
+        let order = &order;
+        let reserved = std::sync::Mutex::new(None);
+        let reserved_ref = &reserved;
+        let response = self
+            .core
+            .context
+            .idempotent(&key, |txn| async move {
+                let loaded = load(
+                    &*txn,
+                    workspace_id,
+                    &body.coupon_codes,
+                    order.customer_id,
+                    true,
+                )
+                .await?;
+                let priced = offer::price(&loaded, order, &body.coupon_codes, now);
+                let held = holds(&priced, &loaded, order);
+                // Under the locks the counters are current, so these hold; a failure means a
+                // path took a lock out of order, and the whole transaction runs again.
+                for coupon_id in &held.coupons {
+                    if !store::take_coupon_use(&*txn, workspace_id, *coupon_id, now).await? {
+                        return Err(ServiceError::retryable_conflict(
+                            "coupon use taken concurrently",
+                        ));
+                    }
+                }
+                for (campaign_id, amount) in &held.campaigns {
+                    if !store::take_campaign_use(&*txn, workspace_id, *campaign_id, *amount, now)
+                        .await?
+                    {
+                        return Err(ServiceError::retryable_conflict(
+                            "campaign use taken concurrently",
+                        ));
+                    }
+                }
+                if let Some(customer) = order.customer_id {
+                    for scope in &held.customer_scopes {
+                        let limit = loaded
+                            .coupons
+                            .values()
+                            .find(|coupon| coupon.id == *scope)
+                            .map(|coupon| coupon.usage_limit_per_customer)
+                            .or_else(|| {
+                                loaded
+                                    .campaigns
+                                    .get(scope)
+                                    .map(|c| c.usage_limit_per_customer)
+                            })
+                            .unwrap_or(0);
+                        if !store::take_customer_use(&*txn, workspace_id, *scope, customer, limit)
+                            .await?
+                        {
+                            return Err(ServiceError::retryable_conflict(
+                                "customer use taken concurrently",
+                            ));
+                        }
+                    }
+                }
+                let rejected: Vec<(String, String)> = rejected_to_proto(&priced.rejected)
+                    .into_iter()
+                    .map(|rejected| (rejected.code, rejected.reason))
+                    .collect();
+                let row = redemption::Model {
+                    workspace_id,
+                    id: Uuid::now_v7(),
+                    order_id: body.order_id.clone(),
+                    customer_id: order.customer_id,
+                    status: RESERVED,
+                    currency: order.currency.clone(),
+                    order_amount: priced.evaluation.subtotal + order.cart.shipping,
+                    total_discount: priced.evaluation.total_discount,
+                    effects: kernel::db::to_json_column(&held)?,
+                    rejected: kernel::db::to_json_column(&rejected)?,
+                    expire_at: now + ttl * 1_000_000,
+                    rollback_reason: String::new(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                store::insert(&*txn, redemption::ActiveModel::from(row.clone())).await?;
+                if let Ok(mut reserved) = reserved_ref.lock() {
+                    *reserved = Some(held);
+                }
+                Ok((txn, redemption_to_proto(&row)?))
+            })
+            .await?;
+        if let Ok(mut reserved) = reserved.lock()
+            && let Some(held) = reserved.take()
+        {
+            self.core
+                .snapshots
+                .record(workspace_id, counter_changes(&held, 1), None);
+        }
+        Ok(Response::new(response))
+    }
+
+    async fn confirm_redemption(
+        &self,
+        request: Request<pb::ConfirmRedemptionRequest>,
+    ) -> Result<Response<pb::Redemption>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let body = request.get_ref();
+        let key = IdempotencyKey::new(
+            DOMAIN,
+            &principal,
+            &body.request_id,
+            "ConfirmRedemption",
+            body,
+        )?;
+        let id = parse_uuid(DOMAIN, "id", &body.id)?;
+        let workspace_id = principal.workspace_id;
+        let now = self.core.now();
+        let response = self
+            .core
+            .context
+            .idempotent(&key, |txn| async move {
+                let row = store::get_redemption(&*txn, workspace_id, id)
+                    .await?
+                    .ok_or_else(redemption_not_found)?;
+                match row.status {
+                    CONFIRMED => return Ok((txn, redemption_to_proto(&row)?)),
+                    RESERVED if row.expire_at > now => {}
+                    _ => {
+                        return Err(ServiceError::failed_precondition(
+                            DOMAIN,
+                            "REDEMPTION_NOT_RESERVED",
+                            format!("redemptions/{id}"),
+                            "only a reserved redemption that has not expired can be confirmed",
+                        ));
+                    }
+                }
+                let held: Held = kernel::db::json_column("mkt_redemption", id, "effects", &row.effects)?;
+                // Coupons before campaigns, each in id order: the order CreateRedemption locks in.
+                let coupons = store::lock_coupons_by_id(&*txn, workspace_id, &held.coupons).await?;
+                let campaign_ids: Vec<Uuid> = held.campaigns.iter().map(|(id, _)| *id).collect();
+                store::lock_campaigns(&*txn, workspace_id, &campaign_ids).await?;
+                if !store::transition_redemption(&*txn, workspace_id, id, RESERVED, CONFIRMED, "", now).await? {
+                    return Err(ServiceError::retryable_conflict("redemption changed concurrently"));
+                }
+                for coupon in &coupons {
+                    store::move_coupon(&*txn, workspace_id, coupon.id, 0, 1, now).await?;
+                    if let Some(participation_id) = coupon.participation_id {
+                        store::set_participation_status(
+                            &*txn,
+                            workspace_id,
+                            participation_id,
+                            crate::participation::COUPON_ISSUED,
+                            crate::participation::REDEEMED,
+                            now,
+                        )
+                        .await?;
+                    }
+                }
+                let day = local_day(&*txn, workspace_id, now).await?;
+                for (campaign_id, amount) in &held.campaigns {
+                    store::move_campaign(&*txn, workspace_id, *campaign_id, (0, 0), (1, *amount), now).await?;
+                    let redeemed = coupons.iter().filter(|coupon| coupon.campaign_id == Some(*campaign_id)).count();
+                    let counts = DayCounts {
+                        revenue: row.order_amount,
+                        coupons_redeemed: i64::try_from(redeemed).unwrap_or(0),
+                        discount_given: *amount,
+                        ..DayCounts::default()
+                    };
+                    store::add_to_day(&*txn, workspace_id, *campaign_id, &day, counts).await?;
+                }
+                let payload = json!({
+                    "redemption_id": id.to_string(),
+                    "order_id": row.order_id,
+                    "customer_id": row.customer_id.map(|id| id.to_string()),
+                    "currency": row.currency,
+                    "order_amount": row.order_amount,
+                    "total_discount": row.total_discount,
+                    "campaign_ids": campaign_ids.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+                    "coupon_codes": coupons.iter().map(|coupon| coupon.code.clone()).collect::<Vec<_>>(),
+                });
+                events::emit(&txn, workspace_id, events::REDEMPTION_CONFIRMED, format!("redemptions/{id}"), payload, now)
+                    .await?;
+                let row = store::get_redemption(&*txn, workspace_id, id)
+                    .await?
+                    .ok_or_else(redemption_not_found)?;
+                Ok((txn, redemption_to_proto(&row)?))
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn rollback_redemption(
+        &self,
+        request: Request<pb::RollbackRedemptionRequest>,
+    ) -> Result<Response<pb::Redemption>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let body = request.get_ref();
+        let key = IdempotencyKey::new(
+            DOMAIN,
+            &principal,
+            &body.request_id,
+            "RollbackRedemption",
+            body,
+        )?;
+        let id = parse_uuid(DOMAIN, "id", &body.id)?;
+        kernel::ids::check_text(DOMAIN, "reason", &body.reason, 500, true)?;
+        let workspace_id = principal.workspace_id;
+        let now = self.core.now();
+        let released = std::sync::Mutex::new(None);
+        let released_ref = &released;
+        let response = self
+            .core
+            .context
+            .idempotent(&key, |txn| async move {
+                let row = store::get_redemption(&*txn, workspace_id, id)
+                    .await?
+                    .ok_or_else(redemption_not_found)?;
+                match row.status {
+                    ROLLED_BACK | EXPIRED => return Ok((txn, redemption_to_proto(&row)?)),
+                    CONFIRMED => {
+                        return Err(ServiceError::failed_precondition(
+                            DOMAIN,
+                            "REDEMPTION_ALREADY_CONFIRMED",
+                            format!("redemptions/{id}"),
+                            "a confirmed redemption cannot be rolled back",
+                        ));
+                    }
+                    _ => {}
+                }
+                let Some(held) = release(&*txn, &row, ROLLED_BACK, &body.reason, now).await? else {
+                    return Err(ServiceError::retryable_conflict(
+                        "redemption changed concurrently",
+                    ));
+                };
+                if let Ok(mut released) = released_ref.lock() {
+                    *released = Some(held);
+                }
+                let row = store::get_redemption(&*txn, workspace_id, id)
+                    .await?
+                    .ok_or_else(redemption_not_found)?;
+                Ok((txn, redemption_to_proto(&row)?))
+            })
+            .await?;
+        if let Ok(mut released) = released.lock()
+            && let Some(held) = released.take()
+        {
+            self.core
+                .snapshots
+                .record(workspace_id, counter_changes(&held, -1), None);
+        }
+        Ok(Response::new(response))
+    }
+
+    async fn get_redemption(
+        &self,
+        request: Request<pb::GetRedemptionRequest>,
+    ) -> Result<Response<pb::Redemption>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let row = self.visible(principal, &request.get_ref().id).await?;
+        Ok(Response::new(redemption_to_proto(&row)?))
+    }
+}

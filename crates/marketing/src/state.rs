@@ -1,0 +1,185 @@
+//! The marketing module's shared state, its background work, and how the gateway starts it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kernel::background::ItemBackoff;
+use kernel::{Context, IdempotencyKey, ServiceError, WriteTxn};
+use uuid::Uuid;
+
+use crate::snapshot::SnapshotCache;
+use crate::store;
+
+/// How often the sweeper expires reservations, moves campaigns along their windows and picks up
+/// coupon batches a stopped server left.
+const SWEEP_PERIOD: Duration = Duration::from_secs(1);
+/// Items one sweep takes on at most, per kind.
+const SWEEP_LIMIT: u64 = 500;
+
+/// A `(workspace_id, id)` key as background jobs log it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Item(pub Uuid, pub Uuid);
+
+impl std::fmt::Display for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.0, self.1)
+    }
+}
+
+/// Shared state of the marketing module.
+pub struct Marketing {
+    pub(crate) context: Context,
+    pub(crate) snapshots: Arc<SnapshotCache>,
+}
+
+impl Marketing {
+    pub fn start(context: Context) -> Arc<Marketing> {
+        Arc::new(Marketing {
+            snapshots: Arc::new(SnapshotCache::new(context.clone())),
+            context,
+        })
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    pub fn snapshots(&self) -> &Arc<SnapshotCache> {
+        &self.snapshots
+    }
+
+    /// What keeps pricing snapshots in step with settings changes.
+    pub fn settings_observer(&self) -> Arc<dyn kernel::settings::Observer> {
+        Arc::new(crate::settings::SettingsObserver {
+            snapshots: self.snapshots.clone(),
+        })
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        kernel::clock::to_micros(self.context.clock.now())
+    }
+
+    /// Runs an idempotent change of definitions pricing reads (campaigns, rules, displays): one
+    /// transaction that also bumps the workspace's snapshot version; then this replica's snapshot
+    /// is rebuilt before the caller hears back.
+    pub(crate) async fn change_definitions<R, F, Fut>(
+        &self,
+        key: &IdempotencyKey,
+        workspace_id: Uuid,
+        effect: F,
+    ) -> Result<R, ServiceError>
+    where
+        R: prost::Message + Default,
+        F: Fn(WriteTxn) -> Fut,
+        Fut: std::future::Future<Output = Result<(WriteTxn, R), ServiceError>>,
+    {
+        let effect = &effect;
+        let response = self
+            .context
+            .idempotent(key, |txn| async move {
+                let (txn, response) = effect(txn).await?;
+                store::bump_version(&*txn, workspace_id).await?;
+                Ok((txn, response))
+            })
+            .await?;
+        self.refresh(workspace_id).await;
+        Ok(response)
+    }
+
+    /// Rebuilds this replica's snapshot of a workspace (when it has one) so a change it just
+    /// committed is visible at once; a failure leaves it to the refresher.
+    pub(crate) async fn refresh(&self, workspace_id: Uuid) {
+        if let Err(error) = self.snapshots.rebuild(workspace_id).await {
+            tracing::warn!(%error, %workspace_id, "pricing snapshot rebuild failed; the refresher retries");
+        }
+    }
+
+    /// The snapshot refresher and the sweeper.
+    pub async fn run_background(self: Arc<Self>) {
+        let refresher = tokio::spawn(
+            self.snapshots
+                .clone()
+                .run_refresher(Duration::from_millis(500)),
+        );
+        let mut interval = tokio::time::interval(SWEEP_PERIOD);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff = ItemBackoff::new("marketing_sweeper");
+        loop {
+            interval.tick().await;
+            self.sweep_with(&mut backoff).await;
+            if refresher.is_finished() {
+                return;
+            }
+        }
+    }
+
+    /// One sweep (tests call it directly): expires reservations past their time, moves launched
+    /// campaigns whose window opened or closed, and resumes coupon batches left running by a
+    /// stopped server. Returns how many items it changed.
+    pub async fn sweep(self: &Arc<Self>) -> usize {
+        self.sweep_with(&mut ItemBackoff::new("marketing_sweeper"))
+            .await
+    }
+
+    async fn sweep_with(self: &Arc<Self>, backoff: &mut ItemBackoff<Item>) -> usize {
+        let connection = self.context.db.connection();
+        let now = self.now();
+        let mut changed = 0;
+        match store::expired_redemptions(connection, now, SWEEP_LIMIT).await {
+            Ok(rows) => {
+                for row in rows {
+                    let item = Item(row.workspace_id, row.id);
+                    if !backoff.ready(&item) {
+                        continue;
+                    }
+                    match crate::redemptions::expire(self, &row).await {
+                        Ok(done) => {
+                            backoff.succeeded(&item);
+                            changed += usize::from(done);
+                        }
+                        Err(error) => backoff.failed(&item, &error),
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "listing expired reservations failed"),
+        }
+        match store::campaigns_due(connection, now, SWEEP_LIMIT).await {
+            Ok(rows) => {
+                for row in rows {
+                    let item = Item(row.workspace_id, row.id);
+                    if !backoff.ready(&item) {
+                        continue;
+                    }
+                    match crate::campaigns::advance_due(self, row.workspace_id, row.id).await {
+                        Ok(done) => {
+                            backoff.succeeded(&item);
+                            changed += usize::from(done);
+                        }
+                        Err(error) => backoff.failed(&item, &error),
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "listing campaigns due failed"),
+        }
+        let stale_before = now - crate::coupons::BATCH_STALL_MICROS;
+        match store::stalled_batches(connection, stale_before, 10).await {
+            Ok(rows) => {
+                for row in rows {
+                    match crate::coupons::claim_stalled(self, &row).await {
+                        Ok(true) => {
+                            tracing::info!(batch_id = %row.id, generated = row.generated, "resuming a coupon batch");
+                            crate::coupons::spawn_batch(self.clone(), row.workspace_id, row.id);
+                            changed += 1;
+                        }
+                        Ok(false) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, batch_id = %row.id, "claiming a stalled coupon batch failed")
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "listing stalled coupon batches failed"),
+        }
+        changed
+    }
+}
