@@ -40,6 +40,8 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 /// Chunks in a row that may add no code before a batch gives up (its pattern is used up by
 /// codes that already exist).
 const MAX_BARREN_CHUNKS: u32 = 3;
+/// Why a worker's chunk was rolled back (internal: never reaches a client).
+const BATCH_ADVANCED_ELSEWHERE: &str = "BATCH_ADVANCED_ELSEWHERE";
 /// The pattern of a coupon created without a code.
 const DEFAULT_PATTERN: &str = "********";
 
@@ -339,7 +341,13 @@ pub async fn run_batch(core: &Marketing, workspace_id: Uuid, id: Uuid) -> Result
                 }
                 let inserted = i64::try_from(inserted).unwrap_or(0);
                 if !store::advance_batch(&*txn, workspace_id, id, expected, inserted, now).await? {
-                    return Ok((txn, None));
+                    // Another worker advanced it first: this chunk must not stay.
+                    return Err(ServiceError::failed_precondition(
+                        DOMAIN,
+                        BATCH_ADVANCED_ELSEWHERE,
+                        format!("coupon_batches/{id}"),
+                        "another worker advanced the batch",
+                    ));
                 }
                 if let Some(campaign_id) = terms.campaign_id {
                     let day = crate::redemptions::local_day(&*txn, workspace_id, now).await?;
@@ -351,10 +359,15 @@ pub async fn run_batch(core: &Marketing, workspace_id: Uuid, id: Uuid) -> Result
                 }
                 Ok((txn, Some(inserted)))
             })
-            .await?;
+            .await;
+        let advanced = match advanced {
+            Ok(inserted) => inserted,
+            Err(error) if error.reason() == BATCH_ADVANCED_ELSEWHERE => None,
+            Err(error) => return Err(error),
+        };
         match advanced {
-            // Another worker owns the batch now.
-            None => return Ok(()),
+            // Another worker advanced it first: read where it stands and go on from there.
+            None => {}
             Some(0) => {
                 barren += 1;
                 if barren >= MAX_BARREN_CHUNKS {

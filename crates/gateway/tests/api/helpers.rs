@@ -20,6 +20,8 @@ pub struct TestApp {
     pub channel: Channel,
     /// The running gateway's promotion module, so tests can wait on its work instead of sleeping.
     pub promotions: Arc<promotion_core::PromotionCore>,
+    /// The running gateway's marketing module (its sweeper, for tests that move the clock).
+    pub marketing: Arc<marketing::Marketing>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -87,6 +89,7 @@ pub async fn spawn_app_with_clock(
         .id;
     let issuer = app.issuer.clone();
     let promotions = app.promotions.clone();
+    let marketing = app.marketing.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -106,6 +109,7 @@ pub async fn spawn_app_with_clock(
         database_url,
         channel,
         promotions,
+        marketing,
         shutdown: Some(shutdown),
         server: Some(server),
         _data_dir: data_dir,

@@ -10,6 +10,8 @@ mod helpers;
 mod isolation;
 mod ledger;
 mod limits;
+mod marketing;
+mod marketing_support;
 mod promotion;
 mod promotion_support;
 mod reflection;
