@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use kernel::clock::{micros_to_timestamp, parse_timestamp};
+use kernel::clock::parse_timestamp;
 use kernel::ids::parse_uuid;
 use kernel::pagination::{PageToken, decode_uuid_cursor, finish_page, page_size};
 use kernel::{IdempotencyKey, Principal, Role, ServiceError, Violations};
 use proto::marketing::v1 as pb;
 use proto::marketing::v1::coupon_service_server::{CouponService, CouponServiceServer};
-use sea_orm::ActiveValue::Set;
 use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::ReceiverStream;
@@ -24,24 +23,10 @@ use crate::model::CouponDef;
 use crate::rules::rule_not_found;
 use crate::snapshot::Change;
 use crate::state::Marketing;
-use crate::store::{self, CouponFilter, DayCounts, batch, coupon};
+use crate::store::{self, CouponFilter, batch, coupon};
 
-/// Batch statuses (the proto enum's numbers).
-pub const BATCH_RUNNING: i32 = 1;
-pub const BATCH_SUCCEEDED: i32 = 2;
-pub const BATCH_FAILED: i32 = 3;
 /// Most codes one GenerateCoupons makes.
 pub const MAX_BATCH: i64 = 1_000_000;
-/// A running batch without progress for this long was left by a stopped server and is resumed.
-pub const BATCH_STALL_MICROS: i64 = 30_000_000;
-/// Codes per transaction, and per INSERT statement within it.
-const CHUNK: usize = 20_000;
-const ROWS_PER_STATEMENT: usize = 1_000;
-/// Chunks in a row that may add no code before a batch gives up (its pattern is used up by
-/// codes that already exist).
-const MAX_BARREN_CHUNKS: u32 = 3;
-/// Why a worker's chunk was rolled back (internal: never reaches a client).
-const BATCH_ADVANCED_ELSEWHERE: &str = "BATCH_ADVANCED_ELSEWHERE";
 /// The pattern of a coupon created without a code.
 const DEFAULT_PATTERN: &str = "********";
 
@@ -268,165 +253,6 @@ pub(crate) async fn issue<C: ConnectionTrait>(
     Ok(row)
 }
 
-fn batch_to_proto(row: &batch::Model) -> pb::CouponBatch {
-    pb::CouponBatch {
-        id: row.id.to_string(),
-        status: row.status,
-        requested: row.requested,
-        generated: row.generated,
-        pattern: row.pattern.clone(),
-        prefix: row.prefix.clone(),
-        error: row.error.clone(),
-        create_time: Some(micros_to_timestamp(row.created_at)),
-        update_time: Some(micros_to_timestamp(row.updated_at)),
-    }
-}
-
-/// Runs a batch in the background until it is done.
-pub(crate) fn spawn_batch(core: Arc<Marketing>, workspace_id: Uuid, id: Uuid) {
-    tokio::spawn(async move {
-        if let Err(error) = run_batch(&core, workspace_id, id).await {
-            tracing::warn!(%error, batch_id = %id, "coupon batch failed; the sweeper resumes it");
-        }
-    });
-}
-
-/// Generates a batch's codes chunk by chunk: each chunk's coupons and the batch's progress
-/// commit together, and only while the progress is what this worker last saw, so two workers
-/// (a resumed batch) never both add codes.
-pub async fn run_batch(core: &Marketing, workspace_id: Uuid, id: Uuid) -> Result<(), ServiceError> {
-    let connection = core.context.db.connection();
-    let mut barren = 0;
-    loop {
-        let Some(row) = store::get_batch(connection, workspace_id, id).await? else {
-            return Ok(());
-        };
-        if row.status != BATCH_RUNNING {
-            return Ok(());
-        }
-        let now = core.now();
-        if row.generated >= row.requested {
-            finish_batch(core, &row, BATCH_SUCCEEDED, "").await?;
-            return Ok(());
-        }
-        let terms: Terms =
-            kernel::db::json_column("mkt_coupon_batch", id, "template", &row.template)?;
-        let pattern = Pattern::new(&row.prefix, &row.pattern, !row.allow_ambiguous)
-            .map_err(ServiceError::internal)?;
-        let wanted = usize::try_from(row.requested - row.generated)
-            .unwrap_or(CHUNK)
-            .min(CHUNK);
-        let codes = pattern
-            .generate_unique(&mut rand::rng(), wanted, |_| false)
-            .map_err(ServiceError::internal)?;
-        let (terms, codes, expected) = (&terms, &codes, row.generated);
-        let advanced = core
-            .context
-            .write(|txn| async move {
-                let mut inserted = 0;
-                for part in codes.chunks(ROWS_PER_STATEMENT) {
-                    let rows = part
-                        .iter()
-                        .map(|code| {
-                            coupon::ActiveModel::from(terms.row(
-                                workspace_id,
-                                code.clone(),
-                                Some(id),
-                                None,
-                                now,
-                            ))
-                        })
-                        .collect();
-                    inserted += store::insert_new_coupons(&*txn, rows).await?;
-                }
-                let inserted = i64::try_from(inserted).unwrap_or(0);
-                if !store::advance_batch(&*txn, workspace_id, id, expected, inserted, now).await? {
-                    // Another worker advanced it first: this chunk must not stay.
-                    return Err(ServiceError::failed_precondition(
-                        DOMAIN,
-                        BATCH_ADVANCED_ELSEWHERE,
-                        format!("coupon_batches/{id}"),
-                        "another worker advanced the batch",
-                    ));
-                }
-                if let Some(campaign_id) = terms.campaign_id {
-                    let day = crate::redemptions::local_day(&*txn, workspace_id, now).await?;
-                    let counts = DayCounts {
-                        coupons_generated: inserted,
-                        ..DayCounts::default()
-                    };
-                    store::add_to_day(&*txn, workspace_id, campaign_id, &day, counts).await?;
-                }
-                Ok((txn, Some(inserted)))
-            })
-            .await;
-        let advanced = match advanced {
-            Ok(inserted) => inserted,
-            Err(error) if error.reason() == BATCH_ADVANCED_ELSEWHERE => None,
-            Err(error) => return Err(error),
-        };
-        match advanced {
-            // Another worker advanced it first: read where it stands and go on from there.
-            None => {}
-            Some(0) => {
-                barren += 1;
-                if barren >= MAX_BARREN_CHUNKS {
-                    let error = "the pattern has no free codes left in this workspace";
-                    finish_batch(core, &row, BATCH_FAILED, error).await?;
-                    return Ok(());
-                }
-            }
-            Some(_) => barren = 0,
-        }
-    }
-}
-
-async fn finish_batch(
-    core: &Marketing,
-    row: &batch::Model,
-    status: i32,
-    error: &str,
-) -> Result<(), ServiceError> {
-    let now = core.now();
-    let (workspace_id, id) = (row.workspace_id, row.id);
-    core.context
-        .write(|txn| async move {
-            store::update(
-                &*txn,
-                batch::ActiveModel {
-                    workspace_id: Set(workspace_id),
-                    id: Set(id),
-                    status: Set(status),
-                    error: Set(error.to_owned()),
-                    updated_at: Set(now),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            store::bump_version(&*txn, workspace_id).await?;
-            Ok((txn, ()))
-        })
-        .await?;
-    tracing::info!(batch_id = %id, generated = row.generated, status, "coupon batch finished");
-    core.refresh(workspace_id).await;
-    Ok(())
-}
-
-/// Claims a stalled batch for this server (only one server wins), before resuming it.
-pub(crate) async fn claim_stalled(
-    core: &Marketing,
-    row: &batch::Model,
-) -> Result<bool, ServiceError> {
-    let now = core.now();
-    let (workspace_id, id, seen) = (row.workspace_id, row.id, row.generated);
-    core.context
-        .write(|txn| async move {
-            let claimed = store::advance_batch(&*txn, workspace_id, id, seen, 0, now).await?;
-            Ok((txn, claimed))
-        })
-        .await
-}
-
 #[tonic::async_trait]
 impl CouponService for CouponGrpc {
     async fn create_coupon(
@@ -518,7 +344,7 @@ impl CouponService for CouponGrpc {
                 let row = batch::Model {
                     workspace_id,
                     id: Uuid::now_v7(),
-                    status: BATCH_RUNNING,
+                    status: crate::batches::BATCH_RUNNING,
                     requested: body.count,
                     generated: 0,
                     pattern: pattern_text.clone(),
@@ -530,15 +356,15 @@ impl CouponService for CouponGrpc {
                     updated_at: now,
                 };
                 store::insert(&*txn, batch::ActiveModel::from(row.clone())).await?;
-                Ok((txn, batch_to_proto(&row)))
+                Ok((txn, crate::batches::batch_to_proto(&row)))
             })
             .await?;
         // A worker per call: a retried request starts one more, and the batch's progress check
         // lets only one of them add codes (the others stop at their first chunk).
-        if response.status == BATCH_RUNNING
+        if response.status == crate::batches::BATCH_RUNNING
             && let Ok(id) = Uuid::parse_str(&response.id)
         {
-            spawn_batch(self.core.clone(), workspace_id, id);
+            crate::batches::spawn_batch(self.core.clone(), workspace_id, id);
         }
         tracing::info!(batch_id = %response.id, count = body.count, "coupon batch started");
         Ok(Response::new(response))
@@ -557,7 +383,7 @@ impl CouponService for CouponGrpc {
         )
         .await?
         .ok_or_else(|| ServiceError::not_found(DOMAIN, "COUPON_BATCH_NOT_FOUND", "coupon batch"))?;
-        Ok(Response::new(batch_to_proto(&row)))
+        Ok(Response::new(crate::batches::batch_to_proto(&row)))
     }
 
     async fn get_coupon(
@@ -636,7 +462,7 @@ impl CouponService for CouponGrpc {
         let principal = Principal::of(&request)?;
         let body = request.get_ref();
         let customer = acting_customer(principal, "customer_id", &body.customer_id)?;
-        let response = crate::redemptions::validate(&self.core, principal, body, customer).await?;
+        let response = crate::loaded::validate(&self.core, principal, body, customer).await?;
         Ok(Response::new(response))
     }
 

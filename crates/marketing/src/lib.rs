@@ -4,18 +4,24 @@
 //!
 //! Where things are: `pricing` is the pure pricing engine and `codes` coupon codes (no I/O);
 //! `model` the resources as pricing sees them and `offer` what a cart is offered; `convert`
-//! the wire format; `store` every query; `snapshot` what EvaluateCart serves from; `settings` and
-//! `events` the module's settings section and domain events; `state` the shared state and
-//! background work; `campaigns`, `rules`, `coupons`, `redemptions`, `participation` and
+//! the wire format; `store` every query; `snapshot` what EvaluateCart serves from; `loaded` what
+//! redemption and validation read in their transaction; `holds` what a reservation holds and how it
+//! is released; `batches` the coupon generation job; `campaign_input` CreateCampaign's checks;
+//! `settings` and `events` the module's settings section and domain events; `state` the shared
+//! state and background work; `campaigns`, `rules`, `coupons`, `redemptions`, `participation` and
 //! `displays` the gRPC services.
 #![forbid(unsafe_code)]
 
+pub mod batches;
+pub mod campaign_input;
 pub mod campaigns;
 pub mod codes;
 pub mod convert;
 pub mod coupons;
 pub mod displays;
 pub mod events;
+pub mod holds;
+pub mod loaded;
 pub mod model;
 pub mod offer;
 pub mod participation;

@@ -5,7 +5,6 @@
 //! need with conditional updates — so no limit or budget is ever exceeded, on SQLite or
 //! PostgreSQL. Confirm makes it final; rollback and expiry release exactly what it held.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use kernel::clock::micros_to_timestamp;
@@ -14,14 +13,13 @@ use kernel::{IdempotencyKey, Principal, ServiceError};
 use proto::marketing::v1 as pb;
 use proto::marketing::v1::pricing_service_server::{PricingService, PricingServiceServer};
 use sea_orm::ConnectionTrait;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tonic::{Request, Response, Status as GrpcStatus};
 use uuid::Uuid;
 
-use crate::model::{CampaignDef, CouponDef, RuleDef};
-use crate::offer::{self, MAX_CODES, Order, Priced, View};
-use crate::snapshot::Change;
+use crate::holds::{Held, counter_changes, holds, release};
+use crate::loaded::load;
+use crate::offer::{self, MAX_CODES, Order, Priced};
 use crate::state::Marketing;
 use crate::store::{self, DayCounts, redemption};
 use crate::{DOMAIN, events};
@@ -58,29 +56,6 @@ pub(crate) async fn local_day<C: ConnectionTrait>(
         .with_timezone(&zone)
         .format("%Y-%m-%d")
         .to_string())
-}
-
-/// One applied effect as a redemption stores it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct StoredEffect {
-    campaign_id: Option<Uuid>,
-    rule_id: Uuid,
-    coupon: Option<(Uuid, String)>,
-    amount: i64,
-    lines: Vec<(String, i64)>,
-    shipping: i64,
-}
-
-/// What a reservation holds, released exactly by a rollback or expiry.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Held {
-    effects: Vec<StoredEffect>,
-    /// One use of each, in id order.
-    coupons: Vec<Uuid>,
-    /// One use and this much budget of each, in id order.
-    campaigns: Vec<(Uuid, i64)>,
-    /// One of the customer's uses of each coupon or campaign, in id order.
-    customer_scopes: Vec<Uuid>,
 }
 
 fn effects_to_proto(priced: &Priced, order: &Order) -> Vec<pb::Effect> {
@@ -159,212 +134,6 @@ fn check_codes(codes: &[String]) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Pricing's view of rows read in a transaction.
-#[derive(Default)]
-struct Loaded {
-    coupons: HashMap<String, CouponDef>,
-    campaigns: HashMap<Uuid, CampaignDef>,
-    automatic: Vec<Uuid>,
-    rules: HashMap<Uuid, RuleDef>,
-    customer_uses: HashMap<Uuid, i64>,
-}
-
-impl View for Loaded {
-    fn coupon(&self, code: &str) -> Option<&CouponDef> {
-        self.coupons.get(code)
-    }
-    fn campaign(&self, id: Uuid) -> Option<&CampaignDef> {
-        self.campaigns.get(&id)
-    }
-    fn rule(&self, id: Uuid) -> Option<&RuleDef> {
-        self.rules.get(&id)
-    }
-    fn automatic_campaigns(&self) -> Vec<&CampaignDef> {
-        self.automatic
-            .iter()
-            .filter_map(|id| self.campaigns.get(id))
-            .collect()
-    }
-    fn customer_uses(&self, scope: Uuid, _customer: Uuid) -> Option<i64> {
-        Some(self.customer_uses.get(&scope).copied().unwrap_or(0))
-    }
-}
-
-fn limited(campaign: &crate::store::campaign::Model) -> bool {
-    campaign.budget.is_some()
-        || campaign.usage_limit_total > 0
-        || campaign.usage_limit_per_customer > 0
-}
-
-/// Reads what pricing `codes` for `customer` needs; with `lock`, locks the coupons and the
-/// limited campaigns (coupons first, each in id order).
-async fn load<C: ConnectionTrait>(
-    connection: &C,
-    workspace_id: Uuid,
-    codes: &[String],
-    customer: Option<Uuid>,
-    lock: bool,
-) -> Result<Loaded, ServiceError> {
-    let normalized: Vec<String> = codes
-        .iter()
-        .filter_map(|code| crate::codes::normalize(code))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let coupon_rows = if lock {
-        store::lock_coupons(connection, workspace_id, &normalized).await?
-    } else {
-        store::coupons_by_codes(connection, workspace_id, &normalized).await?
-    };
-    let mut loaded = Loaded::default();
-    let mut campaign_ids: BTreeSet<Uuid> = coupon_rows
-        .iter()
-        .filter_map(|row| row.campaign_id)
-        .collect();
-    let live = store::live_campaigns(connection, workspace_id).await?;
-    for row in &live {
-        let campaign = CampaignDef::from_row(row)?;
-        if campaign.automatic {
-            loaded.automatic.push(campaign.id);
-            campaign_ids.insert(campaign.id);
-        }
-    }
-    let ids: Vec<Uuid> = campaign_ids.into_iter().collect();
-    let unlocked = store::campaigns_by_ids(connection, workspace_id, &ids).await?;
-    let to_lock: Vec<Uuid> = unlocked
-        .iter()
-        .filter(|row| limited(row))
-        .map(|row| row.id)
-        .collect();
-    let locked = if lock {
-        store::lock_campaigns(connection, workspace_id, &to_lock).await?
-    } else {
-        Vec::new()
-    };
-    for row in unlocked
-        .iter()
-        .filter(|row| !lock || !limited(row))
-        .chain(&locked)
-    {
-        loaded.campaigns.insert(row.id, CampaignDef::from_row(row)?);
-    }
-    let mut rule_ids: BTreeSet<Uuid> = coupon_rows.iter().map(|row| row.rule_id).collect();
-    for campaign in loaded.campaigns.values() {
-        if campaign.automatic {
-            rule_ids.extend(campaign.rule_ids.iter().copied());
-        }
-    }
-    let rule_ids: Vec<Uuid> = rule_ids.into_iter().collect();
-    for row in store::rules_by_ids(connection, workspace_id, &rule_ids).await? {
-        loaded.rules.insert(row.id, RuleDef::from_row(&row)?);
-    }
-    if let Some(customer) = customer {
-        let scopes: Vec<Uuid> = coupon_rows
-            .iter()
-            .map(|row| row.id)
-            .chain(loaded.campaigns.keys().copied())
-            .collect();
-        for (scope, held) in
-            store::customer_uses(connection, workspace_id, customer, &scopes).await?
-        {
-            loaded.customer_uses.insert(scope, held);
-        }
-    }
-    for row in &coupon_rows {
-        loaded
-            .coupons
-            .insert(row.code.clone(), CouponDef::from_row(row));
-    }
-    Ok(loaded)
-}
-
-/// ValidateCoupon: the coupon checked against the database (per-customer limits included) and
-/// priced on the cart when one is given.
-pub(crate) async fn validate(
-    core: &Marketing,
-    principal: &Principal,
-    body: &pb::ValidateCouponRequest,
-    customer: Option<Uuid>,
-) -> Result<pb::ValidateCouponResponse, ServiceError> {
-    let workspace_id = principal.workspace_id;
-    let snapshot = core.snapshots.get(workspace_id).await?;
-    let now = core.now();
-    let mut order = match &body.cart {
-        Some(cart) => crate::convert::order_from_proto(Some(cart), snapshot.zone, now)?,
-        None => Order {
-            currency: String::new(),
-            customer_id: None,
-            cart: crate::pricing::Cart::default(),
-        },
-    };
-    if order.customer_id.is_none() {
-        order.customer_id = customer;
-    } else if customer.is_some() && order.customer_id != customer {
-        return Err(ServiceError::invalid_field(
-            DOMAIN,
-            "cart.customer_id",
-            "must be the customer the coupon is validated for",
-        ));
-    }
-    let codes = vec![body.code.clone()];
-    let loaded = load(
-        core.context.db.connection(),
-        workspace_id,
-        &codes,
-        order.customer_id,
-        false,
-    )
-    .await?;
-    let reject = |reason: &str| pb::ValidateCouponResponse {
-        valid: false,
-        reason: reason.to_owned(),
-        discount: None,
-    };
-    let Some(coupon) = crate::codes::normalize(&body.code).and_then(|code| loaded.coupon(&code))
-    else {
-        return Ok(reject("COUPON_NOT_FOUND"));
-    };
-    if body.cart.is_none() {
-        // Without a cart the currency is the coupon's own.
-        let currency = loaded
-            .rule(coupon.rule_id)
-            .map(|rule| rule.currency.clone())
-            .unwrap_or_default();
-        order.currency = currency;
-        return Ok(match offer::check_coupon(&loaded, coupon, &order, now) {
-            Ok(_) => pb::ValidateCouponResponse {
-                valid: true,
-                reason: String::new(),
-                discount: None,
-            },
-            Err(reason) => reject(reason),
-        });
-    }
-    let priced = offer::price(&loaded, &order, &codes, now);
-    if let Some((_, reason)) = priced.rejected.first() {
-        return Ok(reject(reason));
-    }
-    let amount: i64 = priced
-        .evaluation
-        .effects
-        .iter()
-        .filter(|effect| {
-            priced
-                .source(effect.key)
-                .is_some_and(|source| source.coupon.is_some())
-        })
-        .map(|effect| effect.amount)
-        .sum();
-    Ok(pb::ValidateCouponResponse {
-        valid: true,
-        reason: String::new(),
-        discount: Some(pb::Money {
-            currency: order.currency.clone(),
-            amount,
-        }),
-    })
-}
-
 fn redemption_to_proto(row: &redemption::Model) -> Result<pb::Redemption, ServiceError> {
     let held: Held = kernel::db::json_column("mkt_redemption", row.id, "effects", &row.effects)?;
     let rejected: Vec<(String, String)> =
@@ -412,135 +181,6 @@ fn redemption_to_proto(row: &redemption::Model) -> Result<pb::Redemption, Servic
         update_time: Some(micros_to_timestamp(row.updated_at)),
         order_amount: row.order_amount,
     })
-}
-
-/// What a priced cart must hold.
-fn holds(priced: &Priced, loaded: &Loaded, order: &Order) -> Held {
-    let mut held = Held::default();
-    let mut campaigns: BTreeMap<Uuid, i64> = BTreeMap::new();
-    let mut scopes = BTreeSet::new();
-    for effect in &priced.evaluation.effects {
-        let Some(source) = priced.source(effect.key) else {
-            continue;
-        };
-        if let Some((coupon_id, _)) = &source.coupon {
-            held.coupons.push(*coupon_id);
-            if loaded
-                .coupons
-                .values()
-                .any(|coupon| coupon.id == *coupon_id && coupon.usage_limit_per_customer > 0)
-            {
-                scopes.insert(*coupon_id);
-            }
-        }
-        if let Some(campaign_id) = source.campaign_id {
-            *campaigns.entry(campaign_id).or_default() += effect.amount;
-            if loaded
-                .campaigns
-                .get(&campaign_id)
-                .is_some_and(|campaign| campaign.usage_limit_per_customer > 0)
-            {
-                scopes.insert(campaign_id);
-            }
-        }
-        held.effects.push(StoredEffect {
-            campaign_id: source.campaign_id,
-            rule_id: source.rule_id,
-            coupon: source.coupon.clone(),
-            amount: effect.amount,
-            lines: effect
-                .lines
-                .iter()
-                .map(|(index, amount)| (order.cart.lines[*index].line_id.clone(), *amount))
-                .collect(),
-            shipping: effect.shipping,
-        });
-    }
-    held.coupons.sort();
-    held.coupons.dedup();
-    held.campaigns = campaigns.into_iter().collect();
-    held.customer_scopes = scopes.into_iter().collect();
-    held
-}
-
-/// The snapshot changes a reservation (sign 1) or its release (sign −1) makes.
-fn counter_changes(held: &Held, sign: i64) -> Vec<Change> {
-    held.coupons
-        .iter()
-        .map(|id| Change::Counter {
-            id: *id,
-            uses: sign,
-            budget: 0,
-        })
-        .chain(held.campaigns.iter().map(|(id, amount)| Change::Counter {
-            id: *id,
-            uses: sign,
-            budget: sign * amount,
-        }))
-        .collect()
-}
-
-/// Releases what a reserved redemption holds and moves it to `status` (ROLLED_BACK or
-/// EXPIRED) in the open transaction; `false` when it was no longer reserved.
-async fn release<C: ConnectionTrait>(
-    connection: &C,
-    row: &redemption::Model,
-    status: i32,
-    reason: &str,
-    now: i64,
-) -> Result<Option<Held>, ServiceError> {
-    let (workspace_id, id) = (row.workspace_id, row.id);
-    let held: Held = kernel::db::json_column("mkt_redemption", id, "effects", &row.effects)?;
-    // Coupons before campaigns, each in id order: the order CreateRedemption locks in.
-    store::lock_coupons_by_id(connection, workspace_id, &held.coupons).await?;
-    let campaign_ids: Vec<Uuid> = held.campaigns.iter().map(|(id, _)| *id).collect();
-    store::lock_campaigns(connection, workspace_id, &campaign_ids).await?;
-    if !store::transition_redemption(connection, workspace_id, id, RESERVED, status, reason, now)
-        .await?
-    {
-        return Ok(None);
-    }
-    for coupon_id in &held.coupons {
-        store::move_coupon(connection, workspace_id, *coupon_id, -1, 0, now).await?;
-    }
-    for (campaign_id, amount) in &held.campaigns {
-        store::move_campaign(
-            connection,
-            workspace_id,
-            *campaign_id,
-            (-1, -amount),
-            (0, 0),
-            now,
-        )
-        .await?;
-    }
-    if let Some(customer) = row.customer_id {
-        for scope in &held.customer_scopes {
-            store::release_customer_use(connection, workspace_id, *scope, customer).await?;
-        }
-    }
-    Ok(Some(held))
-}
-
-/// Expires one reservation past its time (the sweeper); `true` when it did.
-pub(crate) async fn expire(
-    core: &Marketing,
-    row: &redemption::Model,
-) -> Result<bool, ServiceError> {
-    let now = core.now();
-    let released = core
-        .context
-        .write(|txn| async move {
-            let held = release(&*txn, row, EXPIRED, "", now).await?;
-            Ok((txn, held))
-        })
-        .await?;
-    if let Some(held) = &released {
-        core.snapshots
-            .record(row.workspace_id, counter_changes(held, -1), None);
-        tracing::info!(redemption_id = %row.id, "reservation expired");
-    }
-    Ok(released.is_some())
 }
 
 impl PricingGrpc {

@@ -132,7 +132,7 @@ impl Marketing {
                     if !backoff.ready(&item) {
                         continue;
                     }
-                    match crate::redemptions::expire(self, &row).await {
+                    match crate::holds::expire(self, &row).await {
                         Ok(done) => {
                             backoff.succeeded(&item);
                             changed += usize::from(done);
@@ -161,14 +161,14 @@ impl Marketing {
             }
             Err(error) => tracing::warn!(%error, "listing campaigns due failed"),
         }
-        let stale_before = now - crate::coupons::BATCH_STALL_MICROS;
+        let stale_before = now - crate::batches::BATCH_STALL_MICROS;
         match store::stalled_batches(connection, stale_before, 10).await {
             Ok(rows) => {
                 for row in rows {
-                    match crate::coupons::claim_stalled(self, &row).await {
+                    match crate::batches::claim_stalled(self, &row).await {
                         Ok(true) => {
                             tracing::info!(batch_id = %row.id, generated = row.generated, "resuming a coupon batch");
-                            crate::coupons::spawn_batch(self.clone(), row.workspace_id, row.id);
+                            crate::batches::spawn_batch(self.clone(), row.workspace_id, row.id);
                             changed += 1;
                         }
                         Ok(false) => {}

@@ -11,6 +11,7 @@ mod isolation;
 mod ledger;
 mod limits;
 mod marketing;
+mod marketing_redemption;
 mod marketing_support;
 mod promotion;
 mod promotion_support;

@@ -233,3 +233,13 @@ pub fn cart(customer_id: &str, lines: Vec<pb::CartLine>) -> pb::Cart {
         shipping: 0,
     }
 }
+
+/// The coupon codes whose effects a redemption holds.
+pub fn codes_of(redemption: &pb::Redemption) -> Vec<String> {
+    redemption
+        .effects
+        .iter()
+        .map(|effect| effect.coupon_code.clone())
+        .filter(|code| !code.is_empty())
+        .collect()
+}
