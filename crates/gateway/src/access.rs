@@ -342,6 +342,11 @@ pub const RULES: &[MethodRule] = &[
         MARKETING,
     ),
     rule(
+        "/promo.marketing.v1.ParticipationService/ReportCustomerEvent",
+        SHOP_BACKEND,
+        MARKETING,
+    ),
+    rule(
         "/promo.marketing.v1.DisplayService/CreateDisplay",
         SHOP_OPERATORS,
         MARKETING,

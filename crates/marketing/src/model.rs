@@ -45,6 +45,9 @@ impl CampaignStatus {
 /// Trigger types (the proto enum's numbers).
 pub const TRIGGER_MANUAL_CODE: i32 = 0;
 pub const TRIGGER_AUTOMATIC: i32 = 1;
+pub const TRIGGER_ON_REGISTRATION: i32 = 2;
+pub const TRIGGER_ON_FIRST_ORDER: i32 = 3;
+pub const TRIGGER_ON_CART_ABANDONMENT: i32 = 4;
 pub const TRIGGER_LAST: i32 = 4;
 /// Campaign kinds.
 pub const KIND_STANDARD: i32 = 0;

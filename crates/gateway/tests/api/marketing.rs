@@ -500,3 +500,84 @@ async fn displays_show_only_active_public_campaigns_in_their_window_by_position(
         .collect();
     assert_eq!(titles, ["first", "second"]);
 }
+
+#[tokio::test]
+async fn a_customer_event_issues_its_campaigns_coupon_once() {
+    let app = spawn_app().await;
+    let mut shop = Shop::new(&app);
+    let rule = shop.rule(fixed("Welcome", 300)).await.expect("rule");
+    let welcome = shop
+        .campaign(pb::Campaign {
+            title: "Welcome".to_owned(),
+            trigger_type: pb::TriggerType::OnRegistration as i32,
+            discount_rule_ids: vec![rule.id.clone()],
+            ..pb::Campaign::default()
+        })
+        .await
+        .expect("campaign");
+    shop.launch(&welcome.id).await.expect("launch");
+    let mut participation = ParticipationServiceClient::new(app.channel.clone());
+    let customer = Uuid::new_v4().to_string();
+    let report = |event: pb::CustomerEvent| pb::ReportCustomerEventRequest {
+        request_id: request_id(),
+        customer_id: customer.clone(),
+        event: event as i32,
+    };
+    let first = participation
+        .report_customer_event(authed(
+            report(pb::CustomerEvent::Registered),
+            &shop.storefront,
+        ))
+        .await
+        .expect("report")
+        .into_inner();
+    assert_eq!(first.participations.len(), 1);
+    let code = first.participations[0].coupon_code.clone();
+    assert!(!code.is_empty());
+    // Reported again (another request): the same participation and coupon, nothing new.
+    let again = participation
+        .report_customer_event(authed(
+            report(pb::CustomerEvent::Registered),
+            &shop.storefront,
+        ))
+        .await
+        .expect("report again")
+        .into_inner();
+    assert_eq!(again.participations, first.participations);
+    // Another event triggers other campaigns only.
+    let other = participation
+        .report_customer_event(authed(
+            report(pb::CustomerEvent::FirstOrder),
+            &shop.storefront,
+        ))
+        .await
+        .expect("first order")
+        .into_inner();
+    assert_eq!(other.participations, Vec::new());
+    let context = app.marketing.context();
+    kernel::events::sequence(context, 1000)
+        .await
+        .expect("sequence");
+    let issued: Vec<_> = kernel::events::read_after(context.db.connection(), 0, 1000)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|event| event.event_type == "marketing.coupon.issued")
+        .collect();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].payload["code"], code.as_str());
+    assert_eq!(issued[0].payload["customer_id"], customer.as_str());
+    // The coupon is the customer's, priced from the snapshot at once.
+    let priced = shop
+        .evaluate(cart(&customer, vec![line("a", "tea", 1, 1000)]), &[&code])
+        .await;
+    assert_eq!(priced.total_discount, 300);
+    let bad = participation
+        .report_customer_event(authed(
+            report(pb::CustomerEvent::Unspecified),
+            &shop.storefront,
+        ))
+        .await
+        .expect_err("no event");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+}
