@@ -269,6 +269,8 @@ impl MigrationTrait for Migration {
                     .col(uuid("campaign_id"))
                     // YYYY-MM-DD in the workspace time zone.
                     .col(string_len("day", 10))
+                    // Of revenue and discount_given ("" for rows of counts only).
+                    .col(string_len("currency", 16))
                     .col(big_integer("impressions"))
                     .col(big_integer("clicks"))
                     .col(big_integer("conversions"))
@@ -280,7 +282,8 @@ impl MigrationTrait for Migration {
                         Index::create()
                             .col("workspace_id")
                             .col("campaign_id")
-                            .col("day"),
+                            .col("day")
+                            .col("currency"),
                     )
                     .to_owned(),
             )

@@ -257,6 +257,21 @@ pub const RULES: &[MethodRule] = &[
         MARKETING,
     ),
     rule(
+        "/promo.marketing.v1.CampaignService/GetCampaignAnalytics",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CampaignService/ExportCampaignAnalytics",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
+        "/promo.marketing.v1.CampaignService/ReportImpressions",
+        SHOP_BACKEND,
+        MARKETING,
+    ),
+    rule(
         "/promo.marketing.v1.DiscountRuleService/CreateDiscountRule",
         SHOP_OPERATORS,
         MARKETING,

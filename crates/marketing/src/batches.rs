@@ -117,7 +117,7 @@ pub async fn run_batch(core: &Marketing, workspace_id: Uuid, id: Uuid) -> Result
                         coupons_generated: inserted,
                         ..DayCounts::default()
                     };
-                    store::add_to_day(&*txn, workspace_id, campaign_id, &day, counts).await?;
+                    store::add_to_day(&*txn, workspace_id, campaign_id, &day, "", counts).await?;
                 }
                 Ok((txn, Some(inserted)))
             })

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status as GrpcStatus};
 use uuid::Uuid;
 
 use crate::campaign_input::{check_rules, read_campaign};
+pub use crate::convert::campaign_to_proto;
 use crate::model::{CampaignStatus, KIND_PROMO_CODE, TRIGGER_AUTOMATIC};
 use crate::state::Marketing;
 use crate::store::{self, campaign, group};
@@ -30,60 +31,6 @@ pub fn grpc(core: Arc<Marketing>) -> CampaignServiceServer<CampaignGrpc> {
 
 pub fn campaign_not_found() -> ServiceError {
     ServiceError::not_found(DOMAIN, "CAMPAIGN_NOT_FOUND", "campaign")
-}
-
-fn money(currency: &str, amount: i64) -> Option<pb::Money> {
-    (!currency.is_empty()).then(|| pb::Money {
-        currency: currency.to_owned(),
-        amount,
-    })
-}
-
-pub fn campaign_to_proto(row: &campaign::Model, now: i64) -> Result<pb::Campaign, ServiceError> {
-    let stored = CampaignStatus::from_i32(row.status).unwrap_or(CampaignStatus::Completed);
-    let rule_ids: Vec<Uuid> = kernel::db::json_column(
-        "mkt_campaign",
-        format!("({}, {})", row.workspace_id, row.id),
-        "rule_ids",
-        &row.rule_ids,
-    )?;
-    let utm: std::collections::BTreeMap<String, String> = kernel::db::json_column(
-        "mkt_campaign",
-        format!("({}, {})", row.workspace_id, row.id),
-        "utm",
-        &row.utm,
-    )?;
-    let field = |name: &str| utm.get(name).cloned().unwrap_or_default();
-    Ok(pb::Campaign {
-        id: row.id.to_string(),
-        title: row.title.clone(),
-        code: row.code.clone().unwrap_or_default(),
-        description: row.description.clone(),
-        group_id: row.group_id.map(|id| id.to_string()).unwrap_or_default(),
-        trigger_type: row.trigger_type,
-        auto_apply: row.auto_apply,
-        discount_rule_ids: rule_ids.iter().map(Uuid::to_string).collect(),
-        start_time: row.start_time.map(micros_to_timestamp),
-        end_time: row.end_time.map(micros_to_timestamp),
-        budget: row.budget.and_then(|budget| money(&row.currency, budget)),
-        usage_limit_total: row.usage_limit_total,
-        usage_limit_per_customer: row.usage_limit_per_customer,
-        is_public: row.is_public,
-        utm: Some(pb::Utm {
-            source: field("source"),
-            medium: field("medium"),
-            campaign: field("campaign"),
-            term: field("term"),
-            content: field("content"),
-        }),
-        kind: row.kind,
-        status: stored.effective(row.start_time, row.end_time, now) as i32,
-        redemption_count: row.redemption_count,
-        discount_given: money(&row.currency, row.discount_given),
-        budget_reserved: money(&row.currency, row.budget_used - row.discount_given),
-        create_time: Some(micros_to_timestamp(row.created_at)),
-        update_time: Some(micros_to_timestamp(row.updated_at)),
-    })
 }
 
 /// The lifecycle verbs.
@@ -562,6 +509,37 @@ impl CampaignService for CampaignGrpc {
             groups: rows.iter().map(group_to_proto).collect(),
             next_page_token,
         }))
+    }
+    async fn get_campaign_analytics(
+        &self,
+        request: Request<pb::GetCampaignAnalyticsRequest>,
+    ) -> Result<Response<pb::CampaignAnalytics>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let analytics =
+            crate::analytics::analytics(&self.core, principal, request.get_ref()).await?;
+        Ok(Response::new(analytics))
+    }
+
+    type ExportCampaignAnalyticsStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::ExportChunk, GrpcStatus>>;
+
+    async fn export_campaign_analytics(
+        &self,
+        request: Request<pb::ExportCampaignAnalyticsRequest>,
+    ) -> Result<Response<Self::ExportCampaignAnalyticsStream>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let stream = crate::analytics::export(&self.core, principal, request.get_ref()).await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn report_impressions(
+        &self,
+        request: Request<pb::ReportImpressionsRequest>,
+    ) -> Result<Response<pb::ReportImpressionsResponse>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let response =
+            crate::analytics::report_impressions(&self.core, principal, request.get_ref()).await?;
+        Ok(Response::new(response))
     }
 }
 

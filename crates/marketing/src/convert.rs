@@ -9,9 +9,10 @@ use proto::marketing::v1 as pb;
 use uuid::Uuid;
 
 use crate::DOMAIN;
+use crate::model::CampaignStatus;
 use crate::offer::Order;
 use crate::pricing::{self, Conditions, Kind, Rule, Scope, Threshold, Tier};
-use crate::store::{coupon, rule};
+use crate::store::{campaign, coupon, rule};
 
 /// Most product or category ids a rule's scope may list.
 const MAX_SCOPE_IDS: usize = 1000;
@@ -476,4 +477,60 @@ pub fn order_from_proto(
     order.cart.validate(&mut violations);
     violations.finish()?;
     Ok(order)
+}
+
+fn budget_money(currency: &str, amount: i64) -> Option<pb::Money> {
+    (!currency.is_empty()).then(|| pb::Money {
+        currency: currency.to_owned(),
+        amount,
+    })
+}
+
+pub fn campaign_to_proto(row: &campaign::Model, now: i64) -> Result<pb::Campaign, ServiceError> {
+    let stored = CampaignStatus::from_i32(row.status).unwrap_or(CampaignStatus::Completed);
+    let rule_ids: Vec<Uuid> = kernel::db::json_column(
+        "mkt_campaign",
+        format!("({}, {})", row.workspace_id, row.id),
+        "rule_ids",
+        &row.rule_ids,
+    )?;
+    let utm: std::collections::BTreeMap<String, String> = kernel::db::json_column(
+        "mkt_campaign",
+        format!("({}, {})", row.workspace_id, row.id),
+        "utm",
+        &row.utm,
+    )?;
+    let field = |name: &str| utm.get(name).cloned().unwrap_or_default();
+    Ok(pb::Campaign {
+        id: row.id.to_string(),
+        title: row.title.clone(),
+        code: row.code.clone().unwrap_or_default(),
+        description: row.description.clone(),
+        group_id: row.group_id.map(|id| id.to_string()).unwrap_or_default(),
+        trigger_type: row.trigger_type,
+        auto_apply: row.auto_apply,
+        discount_rule_ids: rule_ids.iter().map(Uuid::to_string).collect(),
+        start_time: row.start_time.map(micros_to_timestamp),
+        end_time: row.end_time.map(micros_to_timestamp),
+        budget: row
+            .budget
+            .and_then(|budget| budget_money(&row.currency, budget)),
+        usage_limit_total: row.usage_limit_total,
+        usage_limit_per_customer: row.usage_limit_per_customer,
+        is_public: row.is_public,
+        utm: Some(pb::Utm {
+            source: field("source"),
+            medium: field("medium"),
+            campaign: field("campaign"),
+            term: field("term"),
+            content: field("content"),
+        }),
+        kind: row.kind,
+        status: stored.effective(row.start_time, row.end_time, now) as i32,
+        redemption_count: row.redemption_count,
+        discount_given: budget_money(&row.currency, row.discount_given),
+        budget_reserved: budget_money(&row.currency, row.budget_used - row.discount_given),
+        create_time: Some(micros_to_timestamp(row.created_at)),
+        update_time: Some(micros_to_timestamp(row.updated_at)),
+    })
 }

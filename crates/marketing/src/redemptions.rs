@@ -237,6 +237,18 @@ impl PricingService for PricingGrpc {
         let now = self.core.now();
         let order = crate::convert::order_from_proto(body.cart.as_ref(), snapshot.zone, now)?;
         let ttl = snapshot.settings.reservation_ttl_seconds;
+        // Queue behind other reservations of the same coupons and limited automatic campaigns.
+        let hot = body
+            .coupon_codes
+            .iter()
+            .filter_map(|code| crate::codes::normalize(code))
+            .map(|code| (workspace_id, code))
+            .chain(
+                snapshot
+                    .limited_automatic()
+                    .map(|id| (workspace_id, id.to_string())),
+            );
+        let _queued = self.core.queue_for(hot).await;
         let order = &order;
         let reserved = std::sync::Mutex::new(None);
         let reserved_ref = &reserved;
@@ -399,7 +411,7 @@ impl PricingService for PricingGrpc {
                         discount_given: *amount,
                         ..DayCounts::default()
                     };
-                    store::add_to_day(&*txn, workspace_id, *campaign_id, &day, counts).await?;
+                    store::add_to_day(&*txn, workspace_id, *campaign_id, &day, &row.currency, counts).await?;
                 }
                 let payload = json!({
                     "redemption_id": id.to_string(),

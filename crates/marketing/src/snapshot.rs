@@ -102,6 +102,17 @@ impl Snapshot {
         self.campaigns.get(&id)
     }
 
+    /// The automatic campaigns with a budget or a usage limit (every reservation may touch them).
+    pub fn limited_automatic(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.automatic.iter().copied().filter(|id| {
+            self.campaigns.get(id).is_some_and(|campaign| {
+                campaign.budget.is_some()
+                    || campaign.usage_limit_total > 0
+                    || campaign.usage_limit_per_customer > 0
+            })
+        })
+    }
+
     /// Pricing's view of the snapshot, with the coupons added since it was loaded.
     pub fn view(&self) -> SnapshotView<'_> {
         SnapshotView {

@@ -26,10 +26,18 @@ impl std::fmt::Display for Item {
     }
 }
 
+/// Stripes of the in-process queue that reservations of one hot coupon or campaign wait in.
+const STRIPES: usize = 256;
+
 /// Shared state of the marketing module.
 pub struct Marketing {
     pub(crate) context: Context,
     pub(crate) snapshots: Arc<SnapshotCache>,
+    /// Reservations touching the same coupon or limited campaign queue here, one at a time per
+    /// stripe, before they take a database connection: a thousand concurrent calls for one coupon
+    /// then wait in memory instead of holding the pool's connections while they wait for the row.
+    /// (The database locks still decide; this only keeps the pool free.)
+    stripes: Vec<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Marketing {
@@ -37,6 +45,9 @@ impl Marketing {
         Arc::new(Marketing {
             snapshots: Arc::new(SnapshotCache::new(context.clone())),
             context,
+            stripes: (0..STRIPES)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
+                .collect(),
         })
     }
 
@@ -53,6 +64,27 @@ impl Marketing {
         Arc::new(crate::settings::SettingsObserver {
             snapshots: self.snapshots.clone(),
         })
+    }
+
+    /// Waits for the stripes of `keys` (taken in ascending order, so waiters never deadlock) and
+    /// holds them until the guards drop.
+    pub(crate) async fn queue_for<K: std::hash::Hash>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hasher = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+        let mut indices: Vec<usize> = keys
+            .into_iter()
+            .map(|key| (hasher.hash_one(key) % STRIPES as u64) as usize)
+            .collect();
+        indices.sort_unstable();
+        indices.dedup();
+        let mut guards = Vec::with_capacity(indices.len());
+        for index in indices {
+            guards.push(self.stripes[index].clone().lock_owned().await);
+        }
+        guards
     }
 
     pub(crate) fn now(&self) -> i64 {

@@ -233,3 +233,106 @@ async fn an_unconfirmed_reservation_expires_and_releases_its_use() {
         .expect_err("too short");
     assert_eq!(error.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn confirmed_orders_and_impressions_show_in_the_days_analytics_and_its_exports() {
+    let app = spawn_app().await;
+    let mut shop = Shop::new(&app);
+    let rule = shop.rule(fixed("Two off", 200)).await.expect("rule");
+    let campaign = shop.live_campaign("Counted", &[&rule.id], true).await;
+    for impressions in [3, 4] {
+        let request = pb::ReportImpressionsRequest {
+            request_id: request_id(),
+            campaign_id: campaign.id.clone(),
+            impressions,
+        };
+        shop.campaigns
+            .report_impressions(authed(request, &shop.storefront))
+            .await
+            .expect("impressions");
+    }
+    let paid = shop
+        .reserve("paid", cart("", vec![line("a", "tea", 2, 1500)]), &[])
+        .await;
+    shop.confirm(&paid.id).await.expect("confirm");
+    let dropped = shop
+        .reserve("dropped", cart("", vec![line("a", "tea", 1, 900)]), &[])
+        .await;
+    shop.rollback(&dropped.id).await.expect("rollback");
+
+    let analytics = shop
+        .campaigns
+        .get_campaign_analytics(authed(
+            pb::GetCampaignAnalyticsRequest {
+                campaign_id: campaign.id.clone(),
+                start_date: String::new(),
+                end_date: String::new(),
+            },
+            &shop.admin,
+        ))
+        .await
+        .expect("analytics")
+        .into_inner();
+    assert_eq!(
+        analytics.days.len(),
+        30,
+        "the last 30 days, every one present"
+    );
+    let totals = analytics.totals.expect("totals");
+    assert_eq!((totals.impressions, totals.coupons_redeemed), (7, 0));
+    assert_eq!(totals.revenue, [usd(3000).expect("money")]);
+    assert_eq!(totals.discount_given, [usd(200).expect("money")]);
+    let today = analytics.days.last().expect("today");
+    assert_eq!(today.impressions, 7);
+
+    let export = |format: pb::ExportFormat| pb::ExportCampaignAnalyticsRequest {
+        campaign_id: campaign.id.clone(),
+        start_date: String::new(),
+        end_date: String::new(),
+        format: format as i32,
+    };
+    let mut text = String::new();
+    for format in [pb::ExportFormat::Csv, pb::ExportFormat::Json] {
+        let mut stream = shop
+            .campaigns
+            .export_campaign_analytics(authed(export(format), &shop.admin))
+            .await
+            .expect("export")
+            .into_inner();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.message().await.expect("chunk") {
+            bytes.extend(chunk.chunk);
+        }
+        text = String::from_utf8(bytes).expect("utf-8");
+        if format == pb::ExportFormat::Csv {
+            let rows: Vec<&str> = text.lines().collect();
+            assert_eq!(rows.len(), 3, "{text}");
+            assert!(rows[0].starts_with("date,currency,impressions"));
+            assert!(
+                rows.iter()
+                    .any(|row| row.ends_with(",USD,0,0,0,3000,0,0,200")),
+                "{text}"
+            );
+            assert!(
+                rows.iter().any(|row| row.ends_with(",,7,0,0,0,0,0,0")),
+                "{text}"
+            );
+        }
+    }
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(json["totals"]["impressions"], "7");
+    assert_eq!(json["totals"]["revenue"][0]["amount"], "3000");
+    assert_eq!(json["days"].as_array().map(Vec::len), Some(30));
+
+    let backwards = pb::GetCampaignAnalyticsRequest {
+        campaign_id: campaign.id.clone(),
+        start_date: "2026-02-01".to_owned(),
+        end_date: "2026-01-01".to_owned(),
+    };
+    let error = shop
+        .campaigns
+        .get_campaign_analytics(authed(backwards, &shop.admin))
+        .await
+        .expect_err("backwards");
+    assert_eq!(error.code(), Code::InvalidArgument);
+}

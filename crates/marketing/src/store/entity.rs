@@ -263,6 +263,8 @@ pub mod daily {
         pub campaign_id: Uuid,
         #[sea_orm(primary_key, auto_increment = false)]
         pub day: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub currency: String,
         pub impressions: i64,
         pub clicks: i64,
         pub conversions: i64,

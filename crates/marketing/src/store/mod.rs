@@ -523,12 +523,14 @@ pub struct DayCounts {
     pub discount_given: i64,
 }
 
-/// Adds `counts` to a campaign's row for `day` (YYYY-MM-DD, workspace time zone).
+/// Adds `counts` to a campaign's row for `day` (YYYY-MM-DD, workspace time zone) and `currency`
+/// (of the revenue and discount in `counts`; "" for counts only).
 pub async fn add_to_day<C: ConnectionTrait>(
     connection: &C,
     workspace_id: Uuid,
     campaign_id: Uuid,
     day: &str,
+    currency: &str,
     counts: DayCounts,
 ) -> Result<(), ServiceError> {
     use daily::Column as D;
@@ -536,6 +538,7 @@ pub async fn add_to_day<C: ConnectionTrait>(
         workspace_id: Set(workspace_id),
         campaign_id: Set(campaign_id),
         day: Set(day.to_owned()),
+        currency: Set(currency.to_owned()),
         impressions: Set(counts.impressions),
         clicks: Set(counts.clicks),
         conversions: Set(counts.conversions),
@@ -544,7 +547,7 @@ pub async fn add_to_day<C: ConnectionTrait>(
         coupons_redeemed: Set(counts.coupons_redeemed),
         discount_given: Set(counts.discount_given),
     };
-    let mut on_conflict = OnConflict::columns([D::WorkspaceId, D::CampaignId, D::Day]);
+    let mut on_conflict = OnConflict::columns([D::WorkspaceId, D::CampaignId, D::Day, D::Currency]);
     for (column, value) in [
         (D::Impressions, counts.impressions),
         (D::Clicks, counts.clicks),
@@ -577,6 +580,7 @@ pub async fn campaign_days<C: ConnectionTrait>(
         .filter(daily::Column::Day.gte(start))
         .filter(daily::Column::Day.lte(end))
         .order_by_asc(daily::Column::Day)
+        .order_by_asc(daily::Column::Currency)
         .all(connection)
         .await?)
 }
