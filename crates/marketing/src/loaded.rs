@@ -180,10 +180,15 @@ pub(crate) async fn validate(
         return Ok(reject("COUPON_NOT_FOUND"));
     };
     if body.cart.is_none() {
-        // Without a cart the currency is the coupon's own.
+        // Without a cart the currency is the coupon's own: its rule's, else its campaign budget's.
         let currency = loaded
             .rule(coupon.rule_id)
             .map(|rule| rule.currency.clone())
+            .filter(|currency| !currency.is_empty())
+            .or_else(|| {
+                let campaign = coupon.campaign_id.and_then(|id| loaded.campaign(id));
+                campaign.map(|campaign| campaign.currency.clone())
+            })
             .unwrap_or_default();
         order.currency = currency;
         return Ok(match offer::check_coupon(&loaded, coupon, &order, now) {

@@ -336,3 +336,132 @@ async fn confirmed_orders_and_impressions_show_in_the_days_analytics_and_its_exp
         .expect_err("backwards");
     assert_eq!(error.code(), Code::InvalidArgument);
 }
+
+/// Two gateways on one database, as two replicas: their in-memory queues do not see each other,
+/// so the database's row locks alone keep the limit.
+#[tokio::test]
+async fn two_gateways_on_one_database_reserve_exactly_the_limit() {
+    let first = spawn_app().await;
+    let url = first.database_url.clone();
+    let second = crate::helpers::spawn_app_with(move |config| config.database_url = url).await;
+    let mut shop = Shop::new(&first);
+    let rule = shop.rule(fixed("Shared", 100)).await.expect("rule");
+    shop.coupon(pb::Coupon {
+        code: "SHARED10".to_owned(),
+        discount_rule_id: rule.id.clone(),
+        usage_limit: 10,
+        ..pb::Coupon::default()
+    })
+    .await
+    .expect("coupon");
+    let handles: Vec<_> = (0..200)
+        .map(|index| {
+            let app = if index % 2 == 0 { &first } else { &second };
+            let mut shop = Shop::with_tokens(app, shop.admin.clone(), shop.storefront.clone());
+            tokio::spawn(async move {
+                let lines = vec![line("a", "tea", 1, 1000)];
+                shop.reserve(&format!("replica-{index}"), cart("", lines), &["SHARED10"])
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for handle in handles {
+        let redemption = handle.await.expect("task");
+        winners += usize::from(codes_of(&redemption) == ["SHARED10"]);
+    }
+    assert_eq!(winners, 10);
+    assert_eq!(shop.get_coupon("SHARED10").await.times_reserved, 10);
+}
+
+#[tokio::test]
+async fn validate_coupon_checks_the_database_per_customer_and_prices_a_cart() {
+    let app = spawn_app().await;
+    let mut shop = Shop::new(&app);
+    let rule = shop.rule(percentage("Quarter", 2500)).await.expect("rule");
+    let campaign = shop
+        .campaign(pb::Campaign {
+            title: "Budgeted".to_owned(),
+            discount_rule_ids: vec![rule.id.clone()],
+            budget: usd(10_000),
+            ..pb::Campaign::default()
+        })
+        .await
+        .expect("campaign");
+    shop.launch(&campaign.id).await.expect("launch");
+    shop.coupon(pb::Coupon {
+        code: "ONEEACH".to_owned(),
+        discount_rule_id: rule.id.clone(),
+        campaign_id: campaign.id.clone(),
+        usage_limit_per_customer: 1,
+        ..pb::Coupon::default()
+    })
+    .await
+    .expect("coupon");
+    let customer = uuid::Uuid::new_v4();
+    let token = app.token_for(customer, app.default_workspace, &[kernel::Role::Customer]);
+    let validate = |cart: Option<pb::Cart>, customer_id: &str| pb::ValidateCouponRequest {
+        code: "oneeach".to_owned(),
+        cart,
+        customer_id: customer_id.to_owned(),
+    };
+    let answer = shop
+        .coupons
+        .validate_coupon(authed(validate(None, ""), &token))
+        .await
+        .expect("validate")
+        .into_inner();
+    assert!(answer.valid, "{answer:?}");
+    let priced = shop
+        .coupons
+        .validate_coupon(authed(
+            validate(
+                Some(cart(&customer.to_string(), vec![line("a", "tea", 1, 999)])),
+                "",
+            ),
+            &token,
+        ))
+        .await
+        .expect("validate")
+        .into_inner();
+    assert_eq!((priced.valid, priced.discount), (true, usd(250)));
+    // Someone else's validation from this customer's token is refused.
+    let other = shop
+        .coupons
+        .validate_coupon(authed(
+            validate(None, &uuid::Uuid::new_v4().to_string()),
+            &token,
+        ))
+        .await
+        .expect_err("someone else");
+    assert_eq!(other.code(), Code::PermissionDenied);
+    // Used once: the database says so per customer, and only for this customer.
+    let order = shop
+        .reserve(
+            "once",
+            cart(&customer.to_string(), vec![line("a", "tea", 1, 999)]),
+            &["ONEEACH"],
+        )
+        .await;
+    shop.confirm(&order.id).await.expect("confirm");
+    let used = shop
+        .coupons
+        .validate_coupon(authed(validate(None, ""), &token))
+        .await
+        .expect("validate")
+        .into_inner();
+    assert_eq!(
+        (used.valid, used.reason.as_str()),
+        (false, "CUSTOMER_USAGE_LIMIT_REACHED")
+    );
+    let fresh = shop
+        .coupons
+        .validate_coupon(authed(
+            validate(None, &uuid::Uuid::new_v4().to_string()),
+            &shop.admin,
+        ))
+        .await
+        .expect("validate")
+        .into_inner();
+    assert!(fresh.valid);
+}
