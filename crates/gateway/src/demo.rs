@@ -1,5 +1,6 @@
 //! `promo demo`: a small knowledge base, a factory with credits and two promotions in the default
-//! workspace, and the grpcurl commands that show a promoted pick. Running it twice changes nothing.
+//! workspace, a shop (demo_shop.rs), and the grpcurl commands that show a promoted pick and price a
+//! cart. Running it twice changes nothing.
 
 use credits_ledger::SystemAccount;
 use credits_ledger::accounts::ensure_system_account;
@@ -156,6 +157,7 @@ pub async fn load(app: App) -> anyhow::Result<()> {
     } else {
         println!("the demo data set is already loaded");
     }
+    let code = crate::demo_shop::load(&app, default.id, now).await?;
     println!("demo workspace: {} ({})", default.name, default.id);
     println!("demo factory: {DEMO_FACTORY}");
     println!();
@@ -177,6 +179,11 @@ pub async fn load(app: App) -> anyhow::Result<()> {
         "export FACTORY_TOKEN={}",
         issue(DEMO_FACTORY, &[Role::Factory])?
     );
+    println!(
+        "export SHOP_TOKEN={}",
+        issue(Uuid::new_v4(), &[Role::Storefront])?
+    );
+    println!("demo coupon: {code}");
     println!();
     println!("# about one call in three returns \"promoted\": true for wood or metal");
     println!(
@@ -188,5 +195,9 @@ pub async fn load(app: App) -> anyhow::Result<()> {
     println!(
         "grpcurl -plaintext -H \"authorization: Bearer $FACTORY_TOKEN\" -d '{{\"asset\":\"CREDITS\"}}' {listen} promo.ledger.v1.LedgerService/ListAccounts"
     );
+    println!();
+    for line in crate::demo_shop::commands(&promo, listen, &code) {
+        println!("{line}");
+    }
     Ok(())
 }

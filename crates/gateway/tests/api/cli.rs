@@ -203,3 +203,66 @@ async fn an_operator_sees_every_setting_and_the_event_outbox_from_the_command_li
     let waiting = String::from_utf8_lossy(&waiting.stdout).to_string();
     assert!(waiting.contains("waiting for a position 1"), "{waiting}");
 }
+
+/// `promo demo` loads a shop once; the cart its commands price costs what its comment says.
+#[tokio::test]
+async fn the_demo_shop_prices_its_cart_as_its_commands_say() {
+    use proto::marketing::v1 as pb;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = crate::helpers::fresh_database_url(dir.path()).await;
+    let first = promo(dir.path(), &url, &["demo"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let printed = String::from_utf8(first.stdout).expect("utf8");
+    assert!(printed.contains("loaded a shop"), "{printed}");
+    let code = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("demo coupon: "))
+        .expect("a coupon code")
+        .to_owned();
+    assert!(code.starts_with("WELCOME-"), "{code}");
+    let again = promo(dir.path(), &url, &["demo"]);
+    let again = String::from_utf8(again.stdout).expect("utf8");
+    assert!(!again.contains("loaded a shop"), "{again}");
+
+    let app = crate::helpers::spawn_app_with(move |config| config.database_url = url).await;
+    let mut shop = crate::marketing_support::Shop::new(&app);
+    let cart: serde_json::Value =
+        serde_json::from_str(gateway::demo_shop::DEMO_CART).expect("cart json");
+    let lines = cart["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|line| {
+            let number = |field: &str| {
+                line[field]
+                    .as_str()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            };
+            crate::marketing_support::line(
+                line["lineId"].as_str().unwrap_or(""),
+                line["productId"].as_str().unwrap_or(""),
+                number("quantity"),
+                number("unitPrice"),
+            )
+        })
+        .collect();
+    let priced = shop
+        .evaluate(crate::marketing_support::cart("", lines), &[&code])
+        .await;
+    assert_eq!(priced.rejected_coupons, Vec::<pb::RejectedCoupon>::new());
+    assert_eq!(
+        (priced.subtotal, priced.total_discount, priced.total),
+        (3599, 1580, 2019)
+    );
+    let per_line: Vec<i64> = priced
+        .line_discounts
+        .iter()
+        .map(|line| line.amount)
+        .collect();
+    assert_eq!(per_line, [800 + 80 + 143, 200 + 357]);
+}
