@@ -33,8 +33,13 @@ pub(crate) struct Held {
     pub(crate) effects: Vec<StoredEffect>,
     /// One use of each, in id order.
     pub(crate) coupons: Vec<Uuid>,
-    /// One use and this much budget of each, in id order.
+    /// The discount each campaign gave, in id order (counted when the redemption is confirmed).
     pub(crate) campaigns: Vec<(Uuid, i64)>,
+    /// The campaigns with a budget or a total limit, whose use and budget this reservation holds,
+    /// in id order. A campaign without either has nothing to hold, so reserving never touches its
+    /// row (which every cart of an automatic campaign would otherwise queue on).
+    #[serde(default)]
+    pub(crate) reserved_campaigns: Vec<Uuid>,
     /// One of the customer's uses of each coupon or campaign, in id order.
     pub(crate) customer_scopes: Vec<Uuid>,
 }
@@ -84,8 +89,38 @@ pub(crate) fn holds(priced: &Priced, loaded: &Loaded, order: &Order) -> Held {
     held.coupons.sort();
     held.coupons.dedup();
     held.campaigns = campaigns.into_iter().collect();
+    held.reserved_campaigns =
+        held.campaigns
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| {
+                loaded.campaigns.get(id).is_some_and(|campaign| {
+                    campaign.budget.is_some() || campaign.usage_limit_total > 0
+                })
+            })
+            .collect();
     held.customer_scopes = scopes.into_iter().collect();
     held
+}
+
+impl Held {
+    /// The reserved campaigns with the budget each holds, as snapshot changes of `sign`.
+    fn reserved(&self, sign: i64) -> impl Iterator<Item = Change> + '_ {
+        self.reserved_budgets()
+            .map(move |(id, amount)| Change::Counter {
+                id,
+                uses: sign,
+                budget: sign * amount,
+            })
+    }
+
+    /// The reserved campaigns with the budget each holds, in id order.
+    pub(crate) fn reserved_budgets(&self) -> impl Iterator<Item = (Uuid, i64)> + '_ {
+        self.campaigns
+            .iter()
+            .filter(|(id, _)| self.reserved_campaigns.contains(id))
+            .copied()
+    }
 }
 
 /// The snapshot changes a reservation (sign 1) or its release (sign −1) makes.
@@ -97,11 +132,7 @@ pub(crate) fn counter_changes(held: &Held, sign: i64) -> Vec<Change> {
             uses: sign,
             budget: 0,
         })
-        .chain(held.campaigns.iter().map(|(id, amount)| Change::Counter {
-            id: *id,
-            uses: sign,
-            budget: sign * amount,
-        }))
+        .chain(held.reserved(sign))
         .collect()
 }
 
@@ -128,11 +159,11 @@ pub(crate) async fn release<C: ConnectionTrait>(
     for coupon_id in &held.coupons {
         store::move_coupon(connection, workspace_id, *coupon_id, -1, 0, now).await?;
     }
-    for (campaign_id, amount) in &held.campaigns {
+    for (campaign_id, amount) in held.reserved_budgets() {
         store::move_campaign(
             connection,
             workspace_id,
-            *campaign_id,
+            campaign_id,
             (-1, -amount),
             (0, 0),
             now,

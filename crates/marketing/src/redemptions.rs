@@ -275,8 +275,8 @@ impl PricingService for PricingGrpc {
                         ));
                     }
                 }
-                for (campaign_id, amount) in &held.campaigns {
-                    if !store::take_campaign_use(&*txn, workspace_id, *campaign_id, *amount, now)
+                for (campaign_id, amount) in held.reserved_budgets() {
+                    if !store::take_campaign_use(&*txn, workspace_id, campaign_id, amount, now)
                         .await?
                     {
                         return Err(ServiceError::retryable_conflict(
@@ -403,7 +403,14 @@ impl PricingService for PricingGrpc {
                 }
                 let day = local_day(&*txn, workspace_id, now).await?;
                 for (campaign_id, amount) in &held.campaigns {
-                    store::move_campaign(&*txn, workspace_id, *campaign_id, (0, 0), (1, *amount), now).await?;
+                    // A campaign reserved nothing when it has no budget or limit: its use and
+                    // budget count from the confirmation.
+                    let held_now = if held.reserved_campaigns.contains(campaign_id) {
+                        (0, 0)
+                    } else {
+                        (1, *amount)
+                    };
+                    store::move_campaign(&*txn, workspace_id, *campaign_id, held_now, (1, *amount), now).await?;
                     let redeemed = coupons.iter().filter(|coupon| coupon.campaign_id == Some(*campaign_id)).count();
                     let counts = DayCounts {
                         revenue: row.order_amount,

@@ -124,6 +124,25 @@ async fn a_shop_runs_a_campaign_from_rule_to_confirmed_redemption() {
     assert_eq!(boost_now.redemption_count, 1);
     assert_eq!(boost_now.discount_given, usd(500));
     assert_eq!(boost_now.budget_reserved, usd(0));
+    // The automatic campaign has no budget or limit: it held nothing, and counts the confirmation.
+    let automatic_now = shop
+        .campaigns
+        .get_campaign(authed(
+            pb::GetCampaignRequest {
+                id: automatic.id.clone(),
+            },
+            &shop.admin,
+        ))
+        .await
+        .expect("campaign")
+        .into_inner();
+    assert_eq!(
+        (
+            automatic_now.redemption_count,
+            automatic_now.budget_reserved
+        ),
+        (1, None)
+    );
     let mine = participation
         .list_participations(authed(
             pb::ListParticipationsRequest::default(),
