@@ -262,9 +262,17 @@ async fn two_accounts(app: &crate::helpers::TestApp, token: &str) -> (uuid::Uuid
 
 #[tokio::test]
 async fn a_call_past_its_deadline_answers_deadline_exceeded() {
-    let app = spawn_app_with(|config| config.limits.request_timeout_ms = 10).await;
-    let token = app.token(&[Role::Admin]);
-    let (source, target) = two_accounts(&app, &token).await;
+    // The accounts come from a gateway with the default timeout (a first write on a fresh pool
+    // may itself take 10 ms); the slow call goes to one that allows 10 ms, on the same database.
+    let setup = spawn_app().await;
+    let token = setup.token(&[Role::Admin]);
+    let (source, target) = two_accounts(&setup, &token).await;
+    let url = setup.database_url.clone();
+    let app = spawn_app_with(move |config| {
+        config.database_url = url;
+        config.limits.request_timeout_ms = 10;
+    })
+    .await;
     let mut client =
         proto::ledger::v1::ledger_service_client::LedgerServiceClient::new(app.channel.clone());
     // 8,000 transfers cannot be decoded, applied and committed in 10 ms.
