@@ -280,6 +280,53 @@ pub fn is_unique_violation(error: &DbErr) -> bool {
     classify(error) == DbErrorKind::UniqueViolation
 }
 
+/// Per-workspace version counters: a table `(workspace_id PRIMARY KEY, version BIGINT)` that a
+/// domain whose replicas cache a workspace's data (selection, pricing) bumps in the transaction of
+/// every change; each replica's refresher reloads what it caches when the counter moves.
+pub async fn bump_workspace_version<C: ConnectionTrait>(
+    connection: &C,
+    table: &'static str,
+    workspace_id: uuid::Uuid,
+) -> Result<(), ServiceError> {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+    let statement = Query::insert()
+        .into_table(Alias::new(table))
+        .columns([Alias::new("workspace_id"), Alias::new("version")])
+        .values([workspace_id.into(), 1i64.into()])
+        .map_err(ServiceError::internal)?
+        .on_conflict(
+            OnConflict::column(Alias::new("workspace_id"))
+                .value(
+                    Alias::new("version"),
+                    Expr::col((Alias::new(table), Alias::new("version"))).add(1),
+                )
+                .to_owned(),
+        )
+        .to_owned();
+    let backend = connection.get_database_backend();
+    connection.execute_raw(backend.build(&statement)).await?;
+    Ok(())
+}
+
+/// A workspace's version counter in `table` (0 before its first change).
+pub async fn workspace_version<C: ConnectionTrait>(
+    connection: &C,
+    table: &'static str,
+    workspace_id: uuid::Uuid,
+) -> Result<i64, ServiceError> {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+    let statement = Query::select()
+        .column(Alias::new("version"))
+        .from(Alias::new(table))
+        .and_where(Expr::col(Alias::new("workspace_id")).eq(workspace_id))
+        .to_owned();
+    let backend = connection.get_database_backend();
+    match connection.query_one_raw(backend.build(&statement)).await? {
+        Some(row) => Ok(row.try_get_by_index::<i64>(0)?),
+        None => Ok(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,6 @@ use crate::codes::Pattern;
 use crate::convert::coupon_to_proto;
 use crate::model::CouponDef;
 use crate::rules::rule_not_found;
-use crate::snapshot::Change;
 use crate::state::Marketing;
 use crate::store::{self, CouponFilter, batch, coupon};
 
@@ -277,6 +276,8 @@ impl CouponService for CouponGrpc {
         };
         let workspace_id = principal.workspace_id;
         let (terms, code) = (&terms, &code);
+        let issued = std::sync::Mutex::new(None);
+        let issued_ref = &issued;
         let response = self
             .core
             .context
@@ -284,10 +285,16 @@ impl CouponService for CouponGrpc {
                 check_references(&*txn, workspace_id, terms, "coupon.").await?;
                 let row = issue(&*txn, workspace_id, terms, code.clone(), None, now).await?;
                 store::bump_version(&*txn, workspace_id).await?;
+                if let Ok(mut issued) = issued_ref.lock() {
+                    *issued = Some(CouponDef::from_row(&row));
+                }
                 Ok((txn, coupon_to_proto(&row)))
             })
             .await?;
-        self.core.record_coupon(workspace_id, &response).await;
+        let coupon = issued.lock().ok().and_then(|mut issued| issued.take());
+        self.core
+            .record_new_coupons(workspace_id, coupon.into_iter().collect())
+            .await;
         tracing::info!(coupon_id = %response.id, "coupon created");
         Ok(Response::new(response))
     }
@@ -571,28 +578,4 @@ fn csv_line(row: &coupon::Model) -> String {
         time(row.valid_from),
         time(row.valid_until),
     )
-}
-
-impl Marketing {
-    /// Makes a coupon this replica just created visible to its snapshot at once.
-    pub(crate) async fn record_coupon(&self, workspace_id: Uuid, coupon: &pb::Coupon) {
-        let Ok(id) = Uuid::parse_str(&coupon.id) else {
-            return;
-        };
-        let Some(row) = store::get_coupon(self.context.db.connection(), workspace_id, id)
-            .await
-            .ok()
-            .flatten()
-        else {
-            return;
-        };
-        let version = store::current_version(self.context.db.connection(), workspace_id)
-            .await
-            .ok();
-        self.snapshots.record(
-            workspace_id,
-            vec![Change::Coupon(CouponDef::from_row(&row))],
-            version,
-        );
-    }
 }

@@ -150,7 +150,7 @@ pub(crate) async fn release<C: ConnectionTrait>(
     // Coupons before campaigns, each in id order: the order CreateRedemption locks in.
     store::lock_coupons_by_id(connection, workspace_id, &held.coupons).await?;
     let campaign_ids: Vec<Uuid> = held.campaigns.iter().map(|(id, _)| *id).collect();
-    store::lock_campaigns(connection, workspace_id, &campaign_ids).await?;
+    store::campaigns_by_ids(connection, workspace_id, &campaign_ids, true).await?;
     if !store::transition_redemption(connection, workspace_id, id, RESERVED, status, reason, now)
         .await?
     {

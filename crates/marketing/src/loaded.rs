@@ -66,42 +66,32 @@ pub(crate) async fn load<C: ConnectionTrait>(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let coupon_rows = if lock {
-        store::lock_coupons(connection, workspace_id, &normalized).await?
-    } else {
-        store::coupons_by_codes(connection, workspace_id, &normalized).await?
-    };
+    let coupon_rows = store::coupons_by_codes(connection, workspace_id, &normalized, lock).await?;
     let mut loaded = Loaded::default();
-    let mut campaign_ids: BTreeSet<Uuid> = coupon_rows
+    let coupon_campaigns: BTreeSet<Uuid> = coupon_rows
         .iter()
         .filter_map(|row| row.campaign_id)
         .collect();
-    let live = store::live_campaigns(connection, workspace_id).await?;
-    for row in &live {
-        let campaign = CampaignDef::from_row(row)?;
+    // Live campaigns only: a coupon's campaign that is not live reads CAMPAIGN_NOT_ACTIVE.
+    let mut to_lock = Vec::new();
+    for row in store::live_campaigns(connection, workspace_id).await? {
+        let campaign = CampaignDef::from_row(&row)?;
+        if !campaign.automatic && !coupon_campaigns.contains(&campaign.id) {
+            continue;
+        }
         if campaign.automatic {
             loaded.automatic.push(campaign.id);
-            campaign_ids.insert(campaign.id);
         }
+        if lock && limited(&row) {
+            to_lock.push(campaign.id);
+        }
+        loaded.campaigns.insert(campaign.id, campaign);
     }
-    let ids: Vec<Uuid> = campaign_ids.into_iter().collect();
-    let unlocked = store::campaigns_by_ids(connection, workspace_id, &ids).await?;
-    let to_lock: Vec<Uuid> = unlocked
-        .iter()
-        .filter(|row| limited(row))
-        .map(|row| row.id)
-        .collect();
-    let locked = if lock {
-        store::lock_campaigns(connection, workspace_id, &to_lock).await?
-    } else {
-        Vec::new()
-    };
-    for row in unlocked
-        .iter()
-        .filter(|row| !lock || !limited(row))
-        .chain(&locked)
-    {
-        loaded.campaigns.insert(row.id, CampaignDef::from_row(row)?);
+    // The limited ones are read again under their locks (in id order): their counters are current.
+    for row in store::campaigns_by_ids(connection, workspace_id, &to_lock, true).await? {
+        loaded
+            .campaigns
+            .insert(row.id, CampaignDef::from_row(&row)?);
     }
     let mut rule_ids: BTreeSet<Uuid> = coupon_rows.iter().map(|row| row.rule_id).collect();
     for campaign in loaded.campaigns.values() {

@@ -173,27 +173,27 @@ pub fn price(view: &impl View, order: &Order, codes: &[String], now: i64) -> Pri
     let mut sources: Vec<Source> = Vec::new();
     let mut rules: Vec<&pricing::Rule> = Vec::new();
     let mut budgets: Vec<Option<(Key, i64)>> = Vec::new();
+    // Candidates sharing a campaign's budget name it by the same key: its place in this list.
     let mut campaigns: Vec<Uuid> = Vec::new();
     let mut rejected = Vec::new();
-    let mut campaign_key = |id: Uuid| -> Key {
-        let index = campaigns.iter().position(|known| *known == id);
-        Key::Campaign(index.unwrap_or_else(|| {
-            campaigns.push(id);
-            campaigns.len() - 1
-        }))
-    };
-    let mut budget_of = |campaign: &CampaignDef, view: &dyn Fn(&CampaignDef) -> (i64, i64)| {
+    let mut budget_of = |campaign: &CampaignDef| {
         campaign.budget.map(|budget| {
-            let (_, used) = view(campaign);
-            (campaign_key(campaign.id), (budget - used).max(0))
+            let (_, used) = view.campaign_counters(campaign);
+            let index = match campaigns.iter().position(|known| *known == campaign.id) {
+                Some(index) => index,
+                None => {
+                    campaigns.push(campaign.id);
+                    campaigns.len() - 1
+                }
+            };
+            (Key::Campaign(index), (budget - used).max(0))
         })
     };
-    let counters = |campaign: &CampaignDef| view.campaign_counters(campaign);
     for campaign in view.automatic_campaigns() {
         if campaign_refusal(view, campaign, order, now).is_some() {
             continue;
         }
-        let budget = budget_of(campaign, &counters);
+        let budget = budget_of(campaign);
         for rule_id in &campaign.rule_ids {
             let Some(rule) = view.rule(*rule_id) else {
                 continue;
@@ -230,7 +230,7 @@ pub fn price(view: &impl View, order: &Order, codes: &[String], now: i64) -> Pri
                     coupon: Some((coupon.id, coupon.code.clone())),
                 });
                 rules.push(&rule.rule);
-                budgets.push(campaign.and_then(|campaign| budget_of(campaign, &counters)));
+                budgets.push(campaign.and_then(&mut budget_of));
             }
             Err(reason) => rejected.push((code.clone(), reason)),
         }

@@ -22,7 +22,6 @@ use crate::model::{
     CampaignDef, CampaignStatus, CouponDef, KIND_STANDARD, TRIGGER_AUTOMATIC,
     TRIGGER_ON_CART_ABANDONMENT, TRIGGER_ON_FIRST_ORDER, TRIGGER_ON_REGISTRATION,
 };
-use crate::snapshot::Change;
 use crate::state::Marketing;
 use crate::store::{self, campaign, participation};
 use crate::{DOMAIN, events};
@@ -160,18 +159,6 @@ pub(crate) async fn enrol(
     Ok((participation, Some(CouponDef::from_row(&coupon))))
 }
 
-/// Makes coupons this replica just issued visible to its snapshot at once.
-async fn record_issued(core: &Marketing, workspace_id: Uuid, coupons: Vec<CouponDef>) {
-    if coupons.is_empty() {
-        return;
-    }
-    let version = store::current_version(core.context.db.connection(), workspace_id)
-        .await
-        .ok();
-    let changes = coupons.into_iter().map(Change::Coupon).collect();
-    core.snapshots.record(workspace_id, changes, version);
-}
-
 #[tonic::async_trait]
 impl ParticipationService for ParticipationGrpc {
     async fn join_campaign(
@@ -210,7 +197,9 @@ impl ParticipationService for ParticipationGrpc {
             })
             .await?;
         let coupon = issued.lock().ok().and_then(|mut issued| issued.take());
-        record_issued(&self.core, workspace_id, coupon.into_iter().collect()).await;
+        self.core
+            .record_new_coupons(workspace_id, coupon.into_iter().collect())
+            .await;
         Ok(Response::new(response))
     }
 
@@ -314,7 +303,7 @@ impl ParticipationService for ParticipationGrpc {
             .lock()
             .map(|mut issued| std::mem::take(&mut *issued))
             .unwrap_or_default();
-        record_issued(&self.core, workspace_id, coupons).await;
+        self.core.record_new_coupons(workspace_id, coupons).await;
         Ok(Response::new(response))
     }
 }

@@ -383,7 +383,7 @@ impl PricingService for PricingGrpc {
                 // Coupons before campaigns, each in id order: the order CreateRedemption locks in.
                 let coupons = store::lock_coupons_by_id(&*txn, workspace_id, &held.coupons).await?;
                 let campaign_ids: Vec<Uuid> = held.campaigns.iter().map(|(id, _)| *id).collect();
-                store::lock_campaigns(&*txn, workspace_id, &campaign_ids).await?;
+                store::campaigns_by_ids(&*txn, workspace_id, &campaign_ids, true).await?;
                 if !store::transition_redemption(&*txn, workspace_id, id, RESERVED, CONFIRMED, "", now).await? {
                     return Err(ServiceError::retryable_conflict("redemption changed concurrently"));
                 }

@@ -7,7 +7,8 @@ use kernel::background::ItemBackoff;
 use kernel::{Context, IdempotencyKey, ServiceError, WriteTxn};
 use uuid::Uuid;
 
-use crate::snapshot::SnapshotCache;
+use crate::model::CouponDef;
+use crate::snapshot::{Change, SnapshotCache};
 use crate::store;
 
 /// How often the sweeper expires reservations, moves campaigns along their windows and picks up
@@ -85,6 +86,19 @@ impl Marketing {
             guards.push(self.stripes[index].clone().lock_owned().await);
         }
         guards
+    }
+
+    /// Makes coupons this replica just committed visible to its snapshot at once (the snapshot
+    /// then covers the version their transaction produced, when nothing else moved it).
+    pub(crate) async fn record_new_coupons(&self, workspace_id: Uuid, coupons: Vec<CouponDef>) {
+        if coupons.is_empty() {
+            return;
+        }
+        let version = store::current_version(self.context.db.connection(), workspace_id)
+            .await
+            .ok();
+        let changes = coupons.into_iter().map(Change::Coupon).collect();
+        self.snapshots.record(workspace_id, changes, version);
     }
 
     pub(crate) fn now(&self) -> i64 {

@@ -12,6 +12,7 @@ mod ledger;
 mod limits;
 mod marketing;
 mod marketing_redemption;
+mod marketing_storefront;
 mod marketing_support;
 mod promotion;
 mod promotion_support;

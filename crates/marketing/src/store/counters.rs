@@ -216,25 +216,6 @@ pub async fn release_customer_use<C: ConnectionTrait>(
     Ok(())
 }
 
-/// The coupons with these codes, locked for the transaction (PostgreSQL; SQLite transactions are
-/// serialized), in id order: coupons are locked before campaigns, each in id order.
-pub async fn lock_coupons<C: ConnectionTrait>(
-    connection: &C,
-    workspace_id: Uuid,
-    codes: &[String],
-) -> Result<Vec<coupon::Model>, ServiceError> {
-    if codes.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(coupon::Entity::find()
-        .filter(coupon::Column::WorkspaceId.eq(workspace_id))
-        .filter(coupon::Column::Code.is_in(codes.iter().cloned()))
-        .order_by_asc(coupon::Column::Id)
-        .lock_exclusive()
-        .all(connection)
-        .await?)
-}
-
 /// Coupons by id, locked, in id order.
 pub async fn lock_coupons_by_id<C: ConnectionTrait>(
     connection: &C,
@@ -248,24 +229,6 @@ pub async fn lock_coupons_by_id<C: ConnectionTrait>(
         .filter(coupon::Column::WorkspaceId.eq(workspace_id))
         .filter(coupon::Column::Id.is_in(ids.iter().copied()))
         .order_by_asc(coupon::Column::Id)
-        .lock_exclusive()
-        .all(connection)
-        .await?)
-}
-
-/// Campaigns by id, locked, in id order (after any coupons).
-pub async fn lock_campaigns<C: ConnectionTrait>(
-    connection: &C,
-    workspace_id: Uuid,
-    ids: &[Uuid],
-) -> Result<Vec<campaign::Model>, ServiceError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(campaign::Entity::find()
-        .filter(campaign::Column::WorkspaceId.eq(workspace_id))
-        .filter(campaign::Column::Id.is_in(ids.iter().copied()))
-        .order_by_asc(campaign::Column::Id)
         .lock_exclusive()
         .all(connection)
         .await?)

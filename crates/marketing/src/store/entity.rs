@@ -279,20 +279,3 @@ pub mod daily {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
-
-pub mod version {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "mkt_version")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub workspace_id: Uuid,
-        pub version: i64,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}

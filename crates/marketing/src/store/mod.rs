@@ -10,7 +10,7 @@ mod counters;
 mod entity;
 pub use counters::*;
 pub use entity::{
-    batch, campaign, coupon, daily, display, group, participation, redemption, rule, usage, version,
+    batch, campaign, coupon, daily, display, group, participation, redemption, rule, usage,
 };
 
 /// Tells every replica's pricing snapshot that this workspace's campaigns, rules, coupons or
@@ -19,32 +19,14 @@ pub async fn bump_version<C: ConnectionTrait>(
     connection: &C,
     workspace_id: Uuid,
 ) -> Result<(), ServiceError> {
-    let row = version::ActiveModel {
-        workspace_id: Set(workspace_id),
-        version: Set(1),
-    };
-    version::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(version::Column::WorkspaceId)
-                .value(
-                    version::Column::Version,
-                    Expr::col((version::Entity, version::Column::Version)).add(1),
-                )
-                .to_owned(),
-        )
-        .exec_without_returning(connection)
-        .await?;
-    Ok(())
+    kernel::db::bump_workspace_version(connection, "mkt_version", workspace_id).await
 }
 
 pub async fn current_version<C: ConnectionTrait>(
     connection: &C,
     workspace_id: Uuid,
 ) -> Result<i64, ServiceError> {
-    Ok(version::Entity::find_by_id(workspace_id)
-        .one(connection)
-        .await?
-        .map_or(0, |row| row.version))
+    kernel::db::workspace_version(connection, "mkt_version", workspace_id).await
 }
 
 /// Generates `get_*` (by key) for the tables keyed by `(workspace_id, id)`.
@@ -271,19 +253,26 @@ pub async fn coupon_by_code<C: ConnectionTrait>(
         .await?)
 }
 
+/// The coupons with these codes, in id order; with `lock`, locked for the transaction
+/// (PostgreSQL; SQLite write transactions are serialized) — coupons are locked before campaigns,
+/// each in id order, on every path that moves their counters.
 pub async fn coupons_by_codes<C: ConnectionTrait>(
     connection: &C,
     workspace_id: Uuid,
     codes: &[String],
+    lock: bool,
 ) -> Result<Vec<coupon::Model>, ServiceError> {
     if codes.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(coupon::Entity::find()
+    let mut query = coupon::Entity::find()
         .filter(coupon::Column::WorkspaceId.eq(workspace_id))
         .filter(coupon::Column::Code.is_in(codes.iter().cloned()))
-        .all(connection)
-        .await?)
+        .order_by_asc(coupon::Column::Id);
+    if lock {
+        query = query.lock_exclusive();
+    }
+    Ok(query.all(connection).await?)
 }
 
 /// A workspace's coupons that can still be used at `now`, by id after `after` (snapshot pages).
@@ -585,18 +574,22 @@ pub async fn campaign_days<C: ConnectionTrait>(
         .await?)
 }
 
-/// Campaigns by id, without locks.
+/// Campaigns by id, in id order; with `lock`, locked for the transaction (after any coupons).
 pub async fn campaigns_by_ids<C: ConnectionTrait>(
     connection: &C,
     workspace_id: Uuid,
     ids: &[Uuid],
+    lock: bool,
 ) -> Result<Vec<campaign::Model>, ServiceError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(campaign::Entity::find()
+    let mut query = campaign::Entity::find()
         .filter(campaign::Column::WorkspaceId.eq(workspace_id))
         .filter(campaign::Column::Id.is_in(ids.iter().copied()))
-        .all(connection)
-        .await?)
+        .order_by_asc(campaign::Column::Id);
+    if lock {
+        query = query.lock_exclusive();
+    }
+    Ok(query.all(connection).await?)
 }

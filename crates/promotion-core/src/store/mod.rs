@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use kernel::ServiceError;
 use sea_orm::entity::prelude::*;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect};
 
 mod entity;
-pub use entity::{audit, impression, material, promotion, usage, version};
+pub use entity::{audit, impression, material, promotion, usage};
 
 pub fn json_list(values: &[String]) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".to_owned())
@@ -79,32 +79,14 @@ pub async fn bump_version<C: ConnectionTrait>(
     connection: &C,
     workspace_id: Uuid,
 ) -> Result<(), ServiceError> {
-    let row = version::ActiveModel {
-        workspace_id: Set(workspace_id),
-        version: Set(1),
-    };
-    version::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(version::Column::WorkspaceId)
-                .value(
-                    version::Column::Version,
-                    Expr::col((version::Entity, version::Column::Version)).add(1),
-                )
-                .to_owned(),
-        )
-        .exec_without_returning(connection)
-        .await?;
-    Ok(())
+    kernel::db::bump_workspace_version(connection, "promo_version", workspace_id).await
 }
 
 pub async fn current_version<C: ConnectionTrait>(
     connection: &C,
     workspace_id: Uuid,
 ) -> Result<i64, ServiceError> {
-    Ok(version::Entity::find_by_id(workspace_id)
-        .one(connection)
-        .await?
-        .map_or(0, |row| row.version))
+    kernel::db::workspace_version(connection, "promo_version", workspace_id).await
 }
 
 pub async fn get_material<C: ConnectionTrait>(
