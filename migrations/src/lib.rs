@@ -11,6 +11,7 @@ mod m20261122_000003_promotion;
 mod m20261123_000004_tenant_keys;
 mod m20261123_000005_events;
 mod m20261124_000006_marketing;
+mod m20261125_000007_promo_codes;
 
 /// An index on `columns` of `table`, in order.
 pub(crate) fn index(
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_tenant_keys::Migration),
             Box::new(m20261123_000005_events::Migration),
             Box::new(m20261124_000006_marketing::Migration),
+            Box::new(m20261125_000007_promo_codes::Migration),
         ]
     }
 }

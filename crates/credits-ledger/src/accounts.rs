@@ -144,6 +144,10 @@ pub enum SystemAccount {
     External,
     /// What the platform earns.
     PlatformRevenue,
+    /// Where promotional value comes from (promo-code credits, referral and badge rewards); may
+    /// go negative: its balance is minus what promotions have granted. The domain that grants
+    /// bounds it (a campaign's budget).
+    Promotional,
     /// Value held for a purpose another domain names (a promotion budget, a campaign).
     Escrow(String),
     /// An owner's wallet; it can never be overdrawn.
@@ -155,6 +159,7 @@ impl SystemAccount {
         match self {
             SystemAccount::External => format!("system:external:{asset}"),
             SystemAccount::PlatformRevenue => format!("system:revenue:{asset}"),
+            SystemAccount::Promotional => format!("system:promotional:{asset}"),
             SystemAccount::Escrow(name) => format!("escrow:{name}:{asset}"),
             SystemAccount::Wallet(owner) => format!("wallet:{owner}:{asset}"),
         }
@@ -164,6 +169,7 @@ impl SystemAccount {
         match self {
             SystemAccount::External => "EXTERNAL",
             SystemAccount::PlatformRevenue => "PLATFORM_REVENUE",
+            SystemAccount::Promotional => "PROMOTIONAL",
             SystemAccount::Escrow(_) => "ESCROW",
             SystemAccount::Wallet(_) => "WALLET",
         }
@@ -171,7 +177,7 @@ impl SystemAccount {
 
     fn flags(&self) -> u32 {
         match self {
-            SystemAccount::External => MANAGED_BY_DOMAIN,
+            SystemAccount::External | SystemAccount::Promotional => MANAGED_BY_DOMAIN,
             _ => DEBITS_MUST_NOT_EXCEED_CREDITS | MANAGED_BY_DOMAIN,
         }
     }

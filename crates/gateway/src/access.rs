@@ -347,6 +347,11 @@ pub const RULES: &[MethodRule] = &[
         MARKETING,
     ),
     rule(
+        "/promo.marketing.v1.PricingService/RedeemPromoCode",
+        SHOP_ANYONE,
+        MARKETING,
+    ),
+    rule(
         "/promo.marketing.v1.ParticipationService/JoinCampaign",
         SHOP_ANYONE,
         MARKETING,

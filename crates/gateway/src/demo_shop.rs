@@ -85,6 +85,8 @@ fn campaign_row(
         redemption_count: 0,
         is_public: true,
         utm: "{}".to_owned(),
+        promo_credits: 0,
+        trial_days: 0,
         created_at: now,
         updated_at: now,
     })

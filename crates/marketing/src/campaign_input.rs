@@ -15,6 +15,9 @@ use crate::store;
 /// Most rules one campaign grants.
 const MAX_RULES: usize = 20;
 
+/// Most free-trial days a promo code grants (ten years).
+const MAX_TRIAL_DAYS: i32 = 3650;
+
 /// A campaign as CreateCampaign received it, validated.
 pub(crate) struct NewCampaign {
     pub(crate) title: String,
@@ -32,6 +35,8 @@ pub(crate) struct NewCampaign {
     pub(crate) usage_limit_per_customer: i64,
     pub(crate) is_public: bool,
     pub(crate) utm: String,
+    pub(crate) promo_credits: i64,
+    pub(crate) trial_days: i32,
 }
 
 pub(crate) fn read_campaign(
@@ -86,6 +91,32 @@ pub(crate) fn read_campaign(
         "campaign.code",
         "a promo-code campaign needs its code",
     );
+    let promo = input.kind == KIND_PROMO_CODE;
+    violations.check(
+        input.promo_credits >= 0,
+        "campaign.promo_credits",
+        "must not be negative",
+    );
+    violations.check(
+        (0..=MAX_TRIAL_DAYS).contains(&input.trial_days),
+        "campaign.trial_days",
+        format!("must be 0 to {MAX_TRIAL_DAYS}"),
+    );
+    violations.check(
+        promo || (input.promo_credits == 0 && input.trial_days == 0),
+        "campaign.kind",
+        "only a CAMPAIGN_KIND_PROMO_CODE campaign grants credits or trial days",
+    );
+    violations.check(
+        !promo || input.discount_rule_ids.len() <= 1,
+        "campaign.discount_rule_ids",
+        "a promo-code campaign grants at most one rule",
+    );
+    violations.check(
+        !promo || input.trigger_type != TRIGGER_AUTOMATIC,
+        "campaign.trigger_type",
+        "a promo-code campaign applies through its code, not automatically",
+    );
     violations.check(
         input.discount_rule_ids.len() <= MAX_RULES,
         "campaign.discount_rule_ids",
@@ -126,6 +157,15 @@ pub(crate) fn read_campaign(
         input.budget.as_ref(),
         false,
     );
+    if let Some(budget) = &input.budget
+        && input.promo_credits > 0
+    {
+        violations.check(
+            budget.currency == kernel::money::CREDITS,
+            "campaign.budget.currency",
+            "a campaign that grants credits counts them against a budget in CREDITS",
+        );
+    }
     for (field, value) in [
         ("campaign.usage_limit_total", input.usage_limit_total),
         (
@@ -172,6 +212,8 @@ pub(crate) fn read_campaign(
         usage_limit_per_customer: input.usage_limit_per_customer,
         is_public: input.is_public,
         utm: kernel::db::to_json_column(&utm_map)?,
+        promo_credits: input.promo_credits,
+        trial_days: input.trial_days,
     })
 }
 

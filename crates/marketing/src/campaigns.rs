@@ -149,12 +149,14 @@ impl CampaignGrpc {
                     (Verb::Launch, CampaignStatus::Draft) => {
                         let rule_ids: Vec<Uuid> =
                             kernel::db::json_column("mkt_campaign", id, "rule_ids", &row.rule_ids)?;
-                        if rule_ids.is_empty() && row.kind != KIND_PROMO_CODE {
+                        let promo_grant = row.kind == KIND_PROMO_CODE
+                            && (row.promo_credits > 0 || row.trial_days > 0);
+                        if rule_ids.is_empty() && !promo_grant {
                             return Err(ServiceError::failed_precondition(
                                 DOMAIN,
                                 "CAMPAIGN_HAS_NO_RULES",
                                 format!("campaigns/{id}"),
-                                "a campaign needs at least one discount rule to launch",
+                                "a campaign needs at least one discount rule to launch (a promo-code campaign: a rule, credits or trial days)",
                             ));
                         }
                         if row.end_time.is_some_and(|end| end <= now) {
@@ -265,7 +267,14 @@ impl CampaignService for CampaignGrpc {
                         "campaign group",
                     ));
                 }
-                check_rules(&*txn, workspace_id, &new.rule_ids, &new.currency).await?;
+                // A promo-code campaign that grants credits counts credits, not discount, against
+                // its budget: its rule may be in any currency.
+                let budget_currency = if new.promo_credits > 0 {
+                    ""
+                } else {
+                    new.currency.as_str()
+                };
+                check_rules(&*txn, workspace_id, &new.rule_ids, budget_currency).await?;
                 if let Some(code) = &new.code
                     && store::campaign_by_code(&*txn, workspace_id, code)
                         .await?
@@ -302,6 +311,8 @@ impl CampaignService for CampaignGrpc {
                     redemption_count: 0,
                     is_public: new.is_public,
                     utm: new.utm.clone(),
+                    promo_credits: new.promo_credits,
+                    trial_days: new.trial_days,
                     created_at: now,
                     updated_at: now,
                 };

@@ -532,5 +532,7 @@ pub fn campaign_to_proto(row: &campaign::Model, now: i64) -> Result<pb::Campaign
         budget_reserved: budget_money(&row.currency, row.budget_used - row.discount_given),
         create_time: Some(micros_to_timestamp(row.created_at)),
         update_time: Some(micros_to_timestamp(row.updated_at)),
+        promo_credits: row.promo_credits,
+        trial_days: row.trial_days,
     })
 }

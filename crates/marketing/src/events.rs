@@ -9,6 +9,8 @@
 //! - `marketing.coupon.issued` — a coupon bound to a customer was issued by a participation or a
 //!   customer event. `{coupon_id, code, campaign_id, customer_id, participation_id}`. Subject
 //!   `coupons/{id}`.
+//! - `marketing.promo_code.redeemed` — `{redemption_id, campaign_id, customer_id, code, credits,
+//!   trial_days, discount_rule_id}`. Subject `campaigns/{id}`.
 //! - `marketing.redemption.confirmed` — `{redemption_id, order_id, customer_id, currency,
 //!   order_amount, total_discount, campaign_ids, coupon_codes}`. Subject `redemptions/{id}`.
 
@@ -22,6 +24,7 @@ pub const CAMPAIGN_STARTED: &str = "marketing.campaign.started";
 pub const CAMPAIGN_COMPLETED: &str = "marketing.campaign.completed";
 pub const COUPON_ISSUED: &str = "marketing.coupon.issued";
 pub const REDEMPTION_CONFIRMED: &str = "marketing.redemption.confirmed";
+pub const PROMO_CODE_REDEEMED: &str = "marketing.promo_code.redeemed";
 
 /// Appends one event about `subject` in the open transaction.
 pub(crate) async fn emit(

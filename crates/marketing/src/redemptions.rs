@@ -503,6 +503,16 @@ impl PricingService for PricingGrpc {
         Ok(Response::new(response))
     }
 
+    async fn redeem_promo_code(
+        &self,
+        request: Request<pb::RedeemPromoCodeRequest>,
+    ) -> Result<Response<pb::RedeemPromoCodeResponse>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let response =
+            crate::promo_codes::redeem(&self.core, &principal, request.get_ref()).await?;
+        Ok(Response::new(response))
+    }
+
     async fn get_redemption(
         &self,
         request: Request<pb::GetRedemptionRequest>,

@@ -52,6 +52,8 @@ pub mod campaign {
         pub redemption_count: i64,
         pub is_public: bool,
         pub utm: String,
+        pub promo_credits: i64,
+        pub trial_days: i32,
         pub created_at: i64,
         pub updated_at: i64,
     }
@@ -272,6 +274,32 @@ pub mod daily {
         pub coupons_generated: i64,
         pub coupons_redeemed: i64,
         pub discount_given: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod promo_redemption {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mkt_promo_redemption")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub campaign_id: Uuid,
+        pub customer_id: Uuid,
+        pub code: String,
+        pub credits: i64,
+        pub trial_days: i32,
+        pub discount_rule_id: Option<Uuid>,
+        pub transfer_id: Option<Uuid>,
+        pub created_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,7 +10,8 @@ mod counters;
 mod entity;
 pub use counters::*;
 pub use entity::{
-    batch, campaign, coupon, daily, display, group, participation, redemption, rule, usage,
+    batch, campaign, coupon, daily, display, group, participation, promo_redemption, redemption,
+    rule, usage,
 };
 
 /// Tells every replica's pricing snapshot that this workspace's campaigns, rules, coupons or
