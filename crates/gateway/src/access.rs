@@ -217,6 +217,11 @@ pub const RULES: &[MethodRule] = &[
         MARKETING,
     ),
     rule(
+        "/promo.marketing.v1.CampaignService/UpdateCampaign",
+        SHOP_OPERATORS,
+        MARKETING,
+    ),
+    rule(
         "/promo.marketing.v1.CampaignService/GetCampaign",
         SHOP_OPERATORS,
         MARKETING,

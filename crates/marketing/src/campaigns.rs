@@ -324,6 +324,17 @@ impl CampaignService for CampaignGrpc {
         Ok(Response::new(response))
     }
 
+    async fn update_campaign(
+        &self,
+        request: Request<pb::UpdateCampaignRequest>,
+    ) -> Result<Response<pb::Campaign>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let response =
+            crate::campaign_update::update(&self.core, &principal, request.get_ref()).await?;
+        tracing::info!(campaign_id = %response.id, "campaign updated");
+        Ok(Response::new(response))
+    }
+
     async fn get_campaign(
         &self,
         request: Request<pb::GetCampaignRequest>,

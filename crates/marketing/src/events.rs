@@ -4,6 +4,8 @@
 //! - `marketing.campaign.launched` — `{campaign_id, status}` (SCHEDULED or ACTIVE). Subject
 //!   `campaigns/{id}`.
 //! - `marketing.campaign.started` — a scheduled campaign reached its start. `{campaign_id}`.
+//! - `marketing.campaign.updated` — UpdateCampaign changed `{campaign_id, fields}` (the field
+//!   names of its mask).
 //! - `marketing.campaign.completed` — `{campaign_id, reason}`: `ENDED` (its end time passed) or
 //!   `COMPLETED` (an operator).
 //! - `marketing.coupon.issued` — a coupon bound to a customer was issued by a participation or a
@@ -21,6 +23,7 @@ use uuid::Uuid;
 
 pub const CAMPAIGN_LAUNCHED: &str = "marketing.campaign.launched";
 pub const CAMPAIGN_STARTED: &str = "marketing.campaign.started";
+pub const CAMPAIGN_UPDATED: &str = "marketing.campaign.updated";
 pub const CAMPAIGN_COMPLETED: &str = "marketing.campaign.completed";
 pub const COUPON_ISSUED: &str = "marketing.coupon.issued";
 pub const REDEMPTION_CONFIRMED: &str = "marketing.redemption.confirmed";

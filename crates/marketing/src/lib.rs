@@ -6,7 +6,7 @@
 //! `model` the resources as pricing sees them and `offer` what a cart is offered; `convert`
 //! the wire format; `store` every query; `snapshot` what EvaluateCart serves from; `loaded` what
 //! redemption and validation read in their transaction; `holds` what a reservation holds and how it
-//! is released; `batches` the coupon generation job; `campaign_input` CreateCampaign's checks; `promo_codes` RedeemPromoCode; `analytics` daily campaign rows and their export;
+//! is released; `batches` the coupon generation job; `campaign_input` CreateCampaign's checks and `campaign_update` UpdateCampaign; `promo_codes` RedeemPromoCode; `analytics` daily campaign rows and their export;
 //! `settings` and `events` the module's settings section and domain events; `state` the shared
 //! state and background work; `campaigns`, `rules`, `coupons`, `redemptions`, `participation` and
 //! `displays` the gRPC services.
@@ -15,6 +15,7 @@
 pub mod analytics;
 pub mod batches;
 pub mod campaign_input;
+pub mod campaign_update;
 pub mod campaigns;
 pub mod codes;
 pub mod convert;

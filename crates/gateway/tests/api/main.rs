@@ -11,6 +11,7 @@ mod isolation;
 mod ledger;
 mod limits;
 mod marketing;
+mod marketing_campaigns;
 mod marketing_promo_codes;
 mod marketing_redemption;
 mod marketing_storefront;
