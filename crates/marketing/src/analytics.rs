@@ -188,6 +188,58 @@ fn day_json(day: &pb::CampaignDay) -> Value {
     })
 }
 
+/// The columns of the CSV and XLSX exports: one row per day and currency.
+const COLUMNS: [&str; 9] = [
+    "date",
+    "currency",
+    "impressions",
+    "clicks",
+    "conversions",
+    "revenue",
+    "coupons_generated",
+    "coupons_redeemed",
+    "discount_given",
+];
+
+fn counts_of(row: &daily::Model) -> [i64; 7] {
+    [
+        row.impressions,
+        row.clicks,
+        row.conversions,
+        row.revenue,
+        row.coupons_generated,
+        row.coupons_redeemed,
+        row.discount_given,
+    ]
+}
+
+/// Largest integer a spreadsheet number (an f64) holds exactly.
+const EXACT_IN_F64: i64 = 1 << 53;
+
+/// The rows as one worksheet: a header, then the rows; counts are numbers (written as text in
+/// the rare case they are too large for a spreadsheet number to hold exactly).
+fn workbook(rows: &[daily::Model]) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Campaign analytics")?;
+    for (column, name) in (0u16..).zip(COLUMNS) {
+        sheet.write_string(0, column, name)?;
+    }
+    for (line, row) in (1u32..).zip(rows) {
+        sheet.write_string(line, 0, &row.day)?;
+        sheet.write_string(line, 1, &row.currency)?;
+        for (column, value) in (2u16..).zip(counts_of(row)) {
+            if value.abs() <= EXACT_IN_F64 {
+                #[allow(clippy::cast_precision_loss)]
+                sheet.write_number(line, column, value as f64)?;
+            } else {
+                sheet.write_string(line, column, value.to_string())?;
+            }
+        }
+    }
+    workbook.save_to_buffer()
+}
+
 /// ExportCampaignAnalytics: the whole export is small (at most 366 days per currency), so it is
 /// rendered at once and sent in chunks.
 pub(crate) async fn export(
@@ -196,7 +248,7 @@ pub(crate) async fn export(
     body: &pb::ExportCampaignAnalyticsRequest,
 ) -> Result<ReceiverStream<Result<pb::ExportChunk, tonic::Status>>, ServiceError> {
     let format = pb::ExportFormat::try_from(body.format).unwrap_or(pb::ExportFormat::Unspecified);
-    let text = match format {
+    let bytes = match format {
         pb::ExportFormat::Unspecified | pb::ExportFormat::Csv => {
             let (_, _, _, rows) = rows(
                 core,
@@ -206,25 +258,30 @@ pub(crate) async fn export(
                 &body.end_date,
             )
             .await?;
-            let mut text = String::from(
-                "date,currency,impressions,clicks,conversions,revenue,coupons_generated,coupons_redeemed,discount_given\n",
-            );
+            let mut text = COLUMNS.join(",");
+            text.push('\n');
             // Dates, currency codes and numbers hold no comma, quote or line break.
             for row in &rows {
-                text.push_str(&format!(
-                    "{},{},{},{},{},{},{},{},{}\n",
-                    row.day,
-                    row.currency,
-                    row.impressions,
-                    row.clicks,
-                    row.conversions,
-                    row.revenue,
-                    row.coupons_generated,
-                    row.coupons_redeemed,
-                    row.discount_given
-                ));
+                text.push_str(&format!("{},{}", row.day, row.currency));
+                for value in counts_of(row) {
+                    text.push_str(&format!(",{value}"));
+                }
+                text.push('\n');
             }
-            text
+            text.into_bytes()
+        }
+        pb::ExportFormat::Xlsx => {
+            let (_, _, _, rows) = rows(
+                core,
+                principal,
+                &body.campaign_id,
+                &body.start_date,
+                &body.end_date,
+            )
+            .await?;
+            workbook(&rows).map_err(|error| {
+                ServiceError::internal(format!("analytics workbook failed: {error}"))
+            })?
         }
         pb::ExportFormat::Json => {
             let request = pb::GetCampaignAnalyticsRequest {
@@ -238,17 +295,9 @@ pub(crate) async fn export(
                 "days": analytics.days.iter().map(day_json).collect::<Vec<_>>(),
                 "totals": analytics.totals.as_ref().map(day_json),
             });
-            value.to_string()
-        }
-        pb::ExportFormat::Xlsx => {
-            return Err(ServiceError::invalid_field(
-                DOMAIN,
-                "format",
-                "campaign analytics export as CSV or JSON",
-            ));
+            value.to_string().into_bytes()
         }
     };
-    let bytes = text.into_bytes();
     let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();
     let (sender, receiver) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {

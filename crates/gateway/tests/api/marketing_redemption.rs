@@ -321,6 +321,23 @@ async fn confirmed_orders_and_impressions_show_in_the_days_analytics_and_its_exp
     }
     let json: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(json["totals"]["impressions"], "7");
+    let mut stream = shop
+        .campaigns
+        .export_campaign_analytics(authed(export(pb::ExportFormat::Xlsx), &shop.admin))
+        .await
+        .expect("xlsx export")
+        .into_inner();
+    let mut xlsx = Vec::new();
+    while let Some(chunk) = stream.message().await.expect("chunk") {
+        xlsx.extend(chunk.chunk);
+    }
+    let (sheet, strings) = xlsx_parts(&xlsx);
+    for value in ["<v>3000</v>", "<v>200</v>", "<v>7</v>"] {
+        assert!(sheet.contains(value), "{value} in {sheet}");
+    }
+    for value in ["discount_given", "USD", "Campaign analytics"] {
+        assert!(strings.contains(value), "{value} in the workbook's strings");
+    }
     assert_eq!(json["totals"]["revenue"][0]["amount"], "3000");
     assert_eq!(json["days"].as_array().map(Vec::len), Some(30));
 
@@ -464,4 +481,23 @@ async fn validate_coupon_checks_the_database_per_customer_and_prices_a_cart() {
         .expect("validate")
         .into_inner();
     assert!(fresh.valid);
+}
+
+/// The first worksheet's XML and the workbook's shared strings and sheet names, read from the
+/// XLSX (a zip archive) as a spreadsheet program would.
+fn xlsx_parts(bytes: &[u8]) -> (String, String) {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("an xlsx is a zip");
+    let mut read = |name: &str| {
+        let mut text = String::new();
+        archive
+            .by_name(name)
+            .unwrap_or_else(|error| panic!("{name}: {error}"))
+            .read_to_string(&mut text)
+            .expect("utf-8 xml");
+        text
+    };
+    let sheet = read("xl/worksheets/sheet1.xml");
+    let strings = read("xl/sharedStrings.xml") + &read("xl/workbook.xml");
+    (sheet, strings)
 }
