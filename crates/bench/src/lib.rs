@@ -2,6 +2,8 @@
 //! histograms and pgbench as the yardstick.
 #![forbid(unsafe_code)]
 
+pub mod process;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;

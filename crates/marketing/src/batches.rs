@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::DOMAIN;
 use crate::codes::Pattern;
 use crate::coupons::Terms;
+use crate::model::CouponDef;
 use crate::state::Marketing;
 use crate::store::{self, DayCounts, batch, coupon};
 
@@ -22,8 +23,8 @@ pub const BATCH_FAILED: i32 = 3;
 /// A running batch without progress for this long was left by a stopped server and is resumed.
 pub const BATCH_STALL_MICROS: i64 = 30_000_000;
 /// Codes per transaction, and per INSERT statement within it.
-const CHUNK: usize = 20_000;
-const ROWS_PER_STATEMENT: usize = 1_000;
+const CHUNK: usize = 100_000;
+const ROWS_PER_STATEMENT: usize = 5_000;
 /// Chunks in a row that may add no code before a batch gives up (its pattern is used up by
 /// codes that already exist).
 const MAX_BARREN_CHUNKS: u32 = 3;
@@ -59,6 +60,13 @@ pub(crate) fn spawn_batch(core: Arc<Marketing>, workspace_id: Uuid, id: Uuid) {
 pub async fn run_batch(core: &Marketing, workspace_id: Uuid, id: Uuid) -> Result<(), ServiceError> {
     let connection = core.context.db.connection();
     let mut barren = 0;
+    // Whether this replica's snapshot received every coupon of the batch as it went in (not so
+    // after a restart, or when a chunk skipped codes already taken): then the end needs no
+    // rebuild of the snapshot.
+    let mut recorded_all = match store::get_batch(connection, workspace_id, id).await? {
+        Some(row) => row.generated == 0,
+        None => return Ok(()),
+    };
     loop {
         let Some(row) = store::get_batch(connection, workspace_id, id).await? else {
             return Ok(());
@@ -68,7 +76,7 @@ pub async fn run_batch(core: &Marketing, workspace_id: Uuid, id: Uuid) -> Result
         }
         let now = core.now();
         if row.generated >= row.requested {
-            finish_batch(core, &row, BATCH_SUCCEEDED, "").await?;
+            finish_batch(core, &row, BATCH_SUCCEEDED, "", recorded_all).await?;
             return Ok(());
         }
         let terms: Terms =
@@ -78,32 +86,25 @@ pub async fn run_batch(core: &Marketing, workspace_id: Uuid, id: Uuid) -> Result
         let wanted = usize::try_from(row.requested - row.generated)
             .unwrap_or(CHUNK)
             .min(CHUNK);
-        let codes = pattern
+        let mut codes = pattern
             .generate_unique(&mut rand::rng(), wanted, |_| false)
             .map_err(ServiceError::internal)?;
-        let (terms, codes, expected) = (&terms, &codes, row.generated);
+        // In order, the chunk walks the code index once instead of landing on random pages.
+        codes.sort_unstable();
+        let rows: Vec<coupon::Model> = codes
+            .into_iter()
+            .map(|code| terms.row(workspace_id, code, Some(id), None, now))
+            .collect();
+        let (terms, rows_ref, expected) = (&terms, &rows, row.generated);
         let advanced = core
             .context
             .write(|txn| async move {
                 let mut inserted = 0;
-                for part in codes.chunks(ROWS_PER_STATEMENT) {
-                    let rows = part
-                        .iter()
-                        .map(|code| {
-                            coupon::ActiveModel::from(terms.row(
-                                workspace_id,
-                                code.clone(),
-                                Some(id),
-                                None,
-                                now,
-                            ))
-                        })
-                        .collect();
-                    inserted += store::insert_new_coupons(&*txn, rows).await?;
+                for part in rows_ref.chunks(ROWS_PER_STATEMENT) {
+                    inserted += store::insert_new_coupons(&*txn, part).await?;
                 }
                 let inserted = i64::try_from(inserted).unwrap_or(0);
                 if !store::advance_batch(&*txn, workspace_id, id, expected, inserted, now).await? {
-                    // Another worker advanced it first: this chunk must not stay.
                     return Err(ServiceError::failed_precondition(
                         DOMAIN,
                         BATCH_ADVANCED_ELSEWHERE,
@@ -122,6 +123,13 @@ pub async fn run_batch(core: &Marketing, workspace_id: Uuid, id: Uuid) -> Result
                 Ok((txn, Some(inserted)))
             })
             .await;
+        match &advanced {
+            Ok(Some(inserted)) if usize::try_from(*inserted).ok() == Some(rows.len()) => {
+                let coupons = rows.iter().map(CouponDef::from_row).collect();
+                core.record_new_coupons(workspace_id, coupons).await;
+            }
+            _ => recorded_all = false,
+        }
         let advanced = match advanced {
             Ok(inserted) => inserted,
             Err(error) if error.reason() == BATCH_ADVANCED_ELSEWHERE => None,
@@ -134,7 +142,7 @@ pub async fn run_batch(core: &Marketing, workspace_id: Uuid, id: Uuid) -> Result
                 barren += 1;
                 if barren >= MAX_BARREN_CHUNKS {
                     let error = "the pattern has no free codes left in this workspace";
-                    finish_batch(core, &row, BATCH_FAILED, error).await?;
+                    finish_batch(core, &row, BATCH_FAILED, error, recorded_all).await?;
                     return Ok(());
                 }
             }
@@ -148,6 +156,7 @@ async fn finish_batch(
     row: &batch::Model,
     status: i32,
     error: &str,
+    recorded_all: bool,
 ) -> Result<(), ServiceError> {
     let now = core.now();
     let (workspace_id, id) = (row.workspace_id, row.id);
@@ -170,7 +179,11 @@ async fn finish_batch(
         })
         .await?;
     tracing::info!(batch_id = %id, generated = row.generated, status, "coupon batch finished");
-    core.refresh(workspace_id).await;
+    if recorded_all {
+        core.cover_own_change(workspace_id).await;
+    } else {
+        core.refresh(workspace_id).await;
+    }
     Ok(())
 }
 

@@ -287,6 +287,21 @@ impl SnapshotCache {
         }
     }
 
+    /// Marks the current snapshot as covering `version` when it was exactly one behind: the
+    /// change that produced it is already applied here (through [`SnapshotCache::record`]).
+    pub fn cover(&self, workspace_id: Uuid, version: i64) {
+        if let Ok(entries) = self.entries.read()
+            && let Some(snapshot) = entries.get(&workspace_id)
+        {
+            let _ = snapshot.covered.compare_exchange(
+                version - 1,
+                version,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+    }
+
     /// Checks every cached workspace every `period` and rebuilds what another replica changed.
     pub async fn run_refresher(self: Arc<Self>, period: Duration) {
         let mut interval = tokio::time::interval(period);

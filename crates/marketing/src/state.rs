@@ -132,6 +132,16 @@ impl Marketing {
         Ok(response)
     }
 
+    /// After a change whose effects this replica already recorded in its snapshot bumped the
+    /// version: the snapshot covers it without a rebuild (when nothing else moved it).
+    pub(crate) async fn cover_own_change(&self, workspace_id: Uuid) {
+        if let Ok(version) =
+            store::current_version(self.context.db.connection(), workspace_id).await
+        {
+            self.snapshots.cover(workspace_id, version);
+        }
+    }
+
     /// Rebuilds this replica's snapshot of a workspace (when it has one) so a change it just
     /// committed is visible at once; a failure leaves it to the refresher.
     pub(crate) async fn refresh(&self, workspace_id: Uuid) {

@@ -9,11 +9,13 @@
 //! Prints JSON: for each server, closed-loop calls/s with p50/p99 and server CPU-µs per call, then
 //! p50/p99 at a fixed 5,000 calls/s; for the gateway, its resident memory after loading.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bench::{histogram, summary};
+use bench::process::{
+    CHILD_SECRET, authed, child_role, measure, resident_mib, start_gateway, start_noop,
+    wait_for_port,
+};
 use gateway::token::TokenIssuer;
 use kernel::Role;
 use proto::ledger::v1 as ledger;
@@ -22,7 +24,6 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 const CLIENTS: usize = 32;
-const SECRET: &str = "selection-bench-secret-selection-bench";
 const TYPES: [&str; 5] = ["wood", "metal", "glass", "fabric", "stone"];
 
 struct Args {
@@ -58,134 +59,6 @@ fn parse_args() -> anyhow::Result<Args> {
         "--promotions must not exceed --materials"
     );
     Ok(args)
-}
-
-/// The child roles this program can be re-executed in.
-const CHILD_GATEWAY: &str = "--child-gateway";
-const CHILD_NOOP: &str = "--child-noop";
-
-/// Serves the gateway exactly as `promo serve` does, configured from the environment.
-async fn child_gateway(listen: String) -> anyhow::Result<()> {
-    let flags = gateway::config::FlagOverrides {
-        listen: Some(listen),
-        ..Default::default()
-    };
-    let config = gateway::Config::load(None, &flags).map_err(anyhow::Error::msg)?;
-    let address = config.listen_addr().map_err(anyhow::Error::msg)?;
-    let app = gateway::build(config, Arc::new(kernel::SystemClock)).await?;
-    let listener = tokio::net::TcpListener::bind(address).await?;
-    app.run(listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-}
-
-/// A bare tonic server with one unary RPC that does nothing (grpc.health.v1.Health/Check) and no
-/// gateway layers; prints its address.
-async fn child_noop() -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!("{}", listener.local_addr()?);
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    tonic::transport::Server::builder()
-        .add_service(health)
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-        .await?;
-    Ok(())
-}
-
-/// (user + system) CPU time of a process, in microseconds, from /proc.
-fn cpu_micros(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or(&stat);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    let per_second = 100; // USER_HZ on Linux
-    Ok(ticks * 1_000_000 / per_second)
-}
-
-fn resident_mib(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|value| value.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS"))?;
-    Ok((kib / 1024.0 * 10.0).round() / 10.0)
-}
-
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn wait_for_port(address: &str) -> anyhow::Result<Channel> {
-    for _ in 0..200 {
-        if let Ok(channel) = Channel::from_shared(format!("http://{address}"))?
-            .connect()
-            .await
-        {
-            return Ok(channel);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("{address} did not come up")
-}
-
-async fn start_gateway(data_dir: &std::path::Path) -> anyhow::Result<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let child = Command::new(std::env::current_exe()?)
-        .args([CHILD_GATEWAY, &address])
-        .env("PROMO_DATA_DIR", data_dir)
-        .env("PROMO_JWT_SECRET", SECRET)
-        .env("PROMO_LIMITS__RATE_LIMIT_PER_SECOND", "10000000")
-        .env("PROMO_LIMITS__RATE_LIMIT_BURST", "100000000")
-        .env("PROMO_LIMITS__MAX_CONCURRENT_REQUESTS", "100000")
-        .env("PROMO_LIMITS__MAX_MESSAGE_BYTES", "67108864")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    Ok(Server { child, address })
-}
-
-fn start_noop() -> anyhow::Result<Server> {
-    use std::io::BufRead;
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg(CHILD_NOOP)
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut address = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut address)?;
-    Ok(Server {
-        child,
-        address: address.trim().to_owned(),
-    })
-}
-
-fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = format!("Bearer {token}").parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
 }
 
 /// Materials of five types (platform-owned except the promoted ones), a factory with credits, and
@@ -282,78 +155,10 @@ async fn load(
     Ok(())
 }
 
-/// `CLIENTS` tasks calling `call` in a closed loop for `seconds`, or at `rate` calls/s in total.
-async fn drive<F, Fut>(
-    seconds: u64,
-    rate: Option<u64>,
-    call: F,
-) -> anyhow::Result<(u64, Duration, hdrhistogram::Histogram<u64>)>
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for client in 0..CLIENTS {
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = histogram()?;
-            let mut calls = 0u64;
-            // Open loop at a fixed total rate, each client's ticks offset so calls spread evenly.
-            let mut ticker = rate.map(|rate| {
-                let period = Duration::from_secs_f64(CLIENTS as f64 / rate as f64);
-                let offset = period.mul_f64(client as f64 / CLIENTS as f64);
-                let mut interval =
-                    tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
-                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                interval
-            });
-            while Instant::now() < deadline {
-                if let Some(ticker) = ticker.as_mut() {
-                    ticker.tick().await;
-                }
-                let begun = Instant::now();
-                call().await?;
-                latencies.record(begun.elapsed().as_micros().max(1) as u64)?;
-                calls += 1;
-            }
-            anyhow::Ok((calls, latencies))
-        }));
-    }
-    let mut latencies = histogram()?;
-    let mut calls = 0;
-    for task in tasks {
-        let (count, histogram) = task.await??;
-        calls += count;
-        latencies.add(histogram)?;
-    }
-    Ok((calls, started.elapsed(), latencies))
-}
-
-async fn measure<F, Fut>(pid: u32, args: &Args, call: F) -> anyhow::Result<serde_json::Value>
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    drive(1, None, call.clone()).await?;
-    let cpu_before = cpu_micros(pid)?;
-    let (calls, elapsed, latencies) = drive(args.seconds, None, call.clone()).await?;
-    let cpu = cpu_micros(pid)? - cpu_before;
-    let mut closed = summary(calls, elapsed, &latencies);
-    closed["server_cpu_us_per_call"] = ((cpu as f64 / calls as f64 * 10.0).round() / 10.0).into();
-    let (calls, elapsed, latencies) = drive(args.seconds, Some(args.fixed_rate), call).await?;
-    let fixed = summary(calls, elapsed, &latencies);
-    Ok(serde_json::json!({ "closed_loop": closed, "fixed_rate": fixed }))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut raw = std::env::args().skip(1);
-    match raw.next().as_deref() {
-        Some(CHILD_GATEWAY) => return child_gateway(raw.next().unwrap_or_default()).await,
-        Some(CHILD_NOOP) => return child_noop().await,
-        _ => {}
+    if let Some(result) = child_role().await {
+        return result;
     }
     let args = parse_args()?;
     let data_dir = tempfile::tempdir()?;
@@ -368,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .ok_or_else(|| anyhow::anyhow!("no default"))?
         .id;
-    let issuer = TokenIssuer::new(SECRET.as_bytes());
+    let issuer = TokenIssuer::new(CHILD_SECRET.as_bytes());
     let loading = Instant::now();
     eprintln!(
         "loading {} materials and {} promotions",
@@ -400,7 +205,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let gateway_pid = gateway.child.id();
     eprintln!("gateway: SelectMaterials");
-    let gateway_result = measure(gateway_pid, &args, select).await?;
+    let gateway_result =
+        measure(gateway_pid, CLIENTS, args.seconds, args.fixed_rate, select).await?;
     let resident = resident_mib(gateway_pid)?;
     drop(gateway);
 
@@ -419,7 +225,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     eprintln!("no-op tonic server: Health/Check");
-    let noop_result = measure(pid, &args, check).await?;
+    let noop_result = measure(pid, CLIENTS, args.seconds, args.fixed_rate, check).await?;
     drop(noop);
     let ratio = gateway_result["closed_loop"]["server_cpu_us_per_call"]
         .as_f64()
