@@ -410,7 +410,7 @@ pub fn coupon_to_proto(row: &coupon::Model) -> pb::Coupon {
 
 /// Reads and validates a cart; `now` in the workspace's `zone` places it in the week and day.
 pub fn order_from_proto(
-    cart: Option<&pb::Cart>,
+    cart: Option<pb::Cart>,
     zone: chrono_tz::Tz,
     now: i64,
 ) -> Result<Order, ServiceError> {
@@ -441,23 +441,26 @@ pub fn order_from_proto(
     }
     let local = from_micros(now).with_timezone(&zone);
     let mut lines = Vec::with_capacity(cart.lines.len());
-    for (index, line) in cart.lines.iter().enumerate() {
+    // Field names are written only for what is wrong (a cart has up to 10,000 lines).
+    for (index, line) in cart.lines.into_iter().enumerate() {
         for (name, value) in [("line_id", &line.line_id), ("product_id", &line.product_id)] {
-            violations.check(
-                !value.is_empty() && value.chars().count() <= MAX_ID_CHARS,
-                &format!("cart.lines[{index}].{name}"),
-                format!("must be 1 to {MAX_ID_CHARS} characters"),
+            if value.is_empty() || value.chars().count() > MAX_ID_CHARS {
+                violations.add(
+                    &format!("cart.lines[{index}].{name}"),
+                    format!("must be 1 to {MAX_ID_CHARS} characters"),
+                );
+            }
+        }
+        if line.category_ids.len() > 100 {
+            violations.add(
+                &format!("cart.lines[{index}].category_ids"),
+                "must list at most 100 categories",
             );
         }
-        violations.check(
-            line.category_ids.len() <= 100,
-            &format!("cart.lines[{index}].category_ids"),
-            "must list at most 100 categories",
-        );
         lines.push(pricing::Line {
-            line_id: line.line_id.clone(),
-            product_id: line.product_id.clone(),
-            category_ids: line.category_ids.clone(),
+            line_id: line.line_id,
+            product_id: line.product_id,
+            category_ids: line.category_ids,
             quantity: line.quantity,
             unit_price: line.unit_price,
             on_sale: line.on_sale,
@@ -467,7 +470,7 @@ pub fn order_from_proto(
         currency,
         customer_id,
         cart: pricing::Cart {
-            customer_tier: cart.customer_tier.clone(),
+            customer_tier: cart.customer_tier,
             lines,
             shipping: cart.shipping,
             weekday: u8::try_from(local.weekday().number_from_monday()).unwrap_or(1),

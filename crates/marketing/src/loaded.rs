@@ -135,7 +135,7 @@ pub(crate) async fn validate(
     let snapshot = core.snapshots.get(workspace_id).await?;
     let now = core.now();
     let mut order = match &body.cart {
-        Some(cart) => crate::convert::order_from_proto(Some(cart), snapshot.zone, now)?,
+        Some(cart) => crate::convert::order_from_proto(Some(cart.clone()), snapshot.zone, now)?,
         None => Order {
             currency: String::new(),
             customer_id: None,

@@ -206,12 +206,12 @@ impl PricingService for PricingGrpc {
         &self,
         request: Request<pb::EvaluateCartRequest>,
     ) -> Result<Response<pb::EvaluateCartResponse>, GrpcStatus> {
-        let principal = Principal::of(&request)?;
-        let body = request.get_ref();
+        let workspace_id = Principal::of(&request)?.workspace_id;
+        let mut body = request.into_inner();
         check_codes(&body.coupon_codes)?;
-        let snapshot = self.core.snapshots.get(principal.workspace_id).await?;
+        let snapshot = self.core.snapshots.get(workspace_id).await?;
         let now = self.core.now();
-        let order = crate::convert::order_from_proto(body.cart.as_ref(), snapshot.zone, now)?;
+        let order = crate::convert::order_from_proto(body.cart.take(), snapshot.zone, now)?;
         let view = snapshot.view().with_codes(&body.coupon_codes);
         let priced = offer::price(&view, &order, &body.coupon_codes, now);
         Ok(Response::new(evaluation_to_proto(&priced, &order)))
@@ -235,7 +235,7 @@ impl PricingService for PricingGrpc {
         let workspace_id = principal.workspace_id;
         let snapshot = self.core.snapshots.get(workspace_id).await?;
         let now = self.core.now();
-        let order = crate::convert::order_from_proto(body.cart.as_ref(), snapshot.zone, now)?;
+        let order = crate::convert::order_from_proto(body.cart.clone(), snapshot.zone, now)?;
         let ttl = snapshot.settings.reservation_ttl_seconds;
         // Queue behind other reservations of the same coupons and limited automatic campaigns.
         let hot = body

@@ -20,6 +20,62 @@ fn runs(cart: &Cart, lines: &[usize]) -> Vec<(i64, usize, i64)> {
     runs
 }
 
+/// One pool of units (the bought or the target lines): its runs, most expensive first, the
+/// position of the first run with unused units (units only ever run out, so it only moves on),
+/// and how many units it still has.
+struct Pool {
+    runs: Vec<(i64, usize, i64)>,
+    first: usize,
+}
+
+impl Pool {
+    fn new(cart: &Cart, lines: &[usize]) -> Pool {
+        Pool {
+            runs: runs(cart, lines),
+            first: 0,
+        }
+    }
+
+    /// The line of the most expensive unused units.
+    fn head(&mut self, unused: &[i64]) -> Option<usize> {
+        while let Some((_, index, _)) = self.runs.get(self.first) {
+            if unused[*index] > 0 {
+                return Some(*index);
+            }
+            self.first += 1;
+        }
+        None
+    }
+
+    fn available(&self, unused: &[i64]) -> i64 {
+        self.runs[self.first.min(self.runs.len())..]
+            .iter()
+            .map(|(_, index, _)| unused[*index])
+            .sum()
+    }
+
+    /// Takes `count` of the most expensive unused units; None (and nothing taken) when too few.
+    fn take(&mut self, unused: &mut [i64], count: i64) -> Option<Vec<(usize, i64)>> {
+        if self.available(unused) < count {
+            return None;
+        }
+        let mut taken = Vec::new();
+        let mut wanted = count;
+        for (_, index, _) in &self.runs[self.first..] {
+            if wanted == 0 {
+                break;
+            }
+            let here = unused[*index].min(wanted);
+            if here > 0 {
+                unused[*index] -= here;
+                taken.push((*index, here));
+                wanted -= here;
+            }
+        }
+        Some(taken)
+    }
+}
+
 /// Buy X get Y: the number of free units per line.
 pub(super) fn free_units(
     cart: &Cart,
@@ -29,73 +85,35 @@ pub(super) fn free_units(
     get: i64,
 ) -> BTreeMap<usize, i64> {
     // Units still unused per line, shared by both pools (a line may be in both).
-    let mut unused: BTreeMap<usize, i64> = buy_lines
-        .iter()
-        .chain(target_lines)
-        .map(|&index| (index, cart.lines[index].quantity))
-        .collect();
-    let buy_runs = runs(cart, buy_lines);
-    let target_runs = runs(cart, target_lines);
+    let mut unused = vec![0i64; cart.lines.len()];
+    for &index in buy_lines.iter().chain(target_lines) {
+        unused[index] = cart.lines[index].quantity;
+    }
+    let mut buying = Pool::new(cart, buy_lines);
+    let mut getting = Pool::new(cart, target_lines);
     let mut free: BTreeMap<usize, i64> = BTreeMap::new();
-    // Takes `count` units from the most expensive unused units of `pool`; None when too few.
-    let take = |unused: &mut BTreeMap<usize, i64>,
-                pool: &[(i64, usize, i64)],
-                count: i64|
-     -> Option<Vec<(usize, i64)>> {
-        let available: i64 = pool.iter().map(|(_, index, _)| unused[index]).sum();
-        if available < count {
-            return None;
-        }
-        let mut taken = Vec::new();
-        let mut wanted = count;
-        for (_, index, _) in pool {
-            if wanted == 0 {
-                break;
-            }
-            let here = unused[index].min(wanted);
-            if here > 0 {
-                if let Some(units) = unused.get_mut(index) {
-                    *units -= here;
-                }
-                taken.push((*index, here));
-                wanted -= here;
-            }
-        }
-        Some(taken)
-    };
     loop {
         // While the most expensive unused units of both pools stay on the same two lines (or one
         // line in both pools), whole groups can be taken at once: exactly what taking them one
         // group at a time would do, in a number of steps bounded by the lines, not the units.
-        let head = |runs: &[(i64, usize, i64)], unused: &BTreeMap<usize, i64>| {
-            runs.iter()
-                .find(|(_, index, _)| unused[index] > 0)
-                .map(|run| run.1)
-        };
-        if let (Some(buy_line), Some(target_line)) =
-            (head(&buy_runs, &unused), head(&target_runs, &unused))
-        {
+        if let (Some(buy_line), Some(target_line)) = (buying.head(&unused), getting.head(&unused)) {
             let groups = if buy_line == target_line {
-                unused[&buy_line] / (buy + get)
+                unused[buy_line] / (buy + get)
             } else {
-                (unused[&buy_line] / buy).min(unused[&target_line] / get)
+                (unused[buy_line] / buy).min(unused[target_line] / get)
             };
             if groups > 0 {
-                if let Some(units) = unused.get_mut(&buy_line) {
-                    *units -= groups * buy;
-                }
-                if let Some(units) = unused.get_mut(&target_line) {
-                    *units -= groups * get;
-                }
+                unused[buy_line] -= groups * buy;
+                unused[target_line] -= groups * get;
                 *free.entry(target_line).or_default() += groups * get;
                 continue;
             }
         }
         // A group that spans lines: one at a time.
-        if take(&mut unused, &buy_runs, buy).is_none() {
+        if buying.take(&mut unused, buy).is_none() {
             break;
         }
-        let Some(got) = take(&mut unused, &target_runs, get) else {
+        let Some(got) = getting.take(&mut unused, get) else {
             break;
         };
         for (index, units) in got {

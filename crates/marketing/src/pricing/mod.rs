@@ -36,7 +36,7 @@
 //! - An effect larger than what is left of its campaign's budget (shared by every effect of that
 //!   campaign in the cart) is not applied at all: rejected `CAMPAIGN_BUDGET_EXHAUSTED`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kernel::money::{Rounding, divide, split_weighted};
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,8 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// The rule by definition, line by line (what [`eligible`] computes through the index).
+    #[cfg(test)]
     fn covers(&self, line: &Line) -> bool {
         if self.exclude_sale_items && line.on_sale {
             return false;
@@ -235,13 +237,59 @@ struct Left {
     shipping: i64,
 }
 
-fn eligible(cart: &Cart, scope: &Scope) -> Vec<usize> {
-    cart.lines
-        .iter()
-        .enumerate()
-        .filter(|(_, line)| scope.covers(line))
-        .map(|(index, _)| index)
-        .collect()
+/// The cart's lines by product and by category, built once per evaluation, so a rule's eligible
+/// lines are looked up rather than found by comparing every line with every id of its scope.
+struct LineIndex<'c> {
+    by_product: HashMap<&'c str, Vec<usize>>,
+    by_category: HashMap<&'c str, Vec<usize>>,
+}
+
+impl<'c> LineIndex<'c> {
+    fn new(cart: &'c Cart) -> LineIndex<'c> {
+        let mut index = LineIndex {
+            by_product: HashMap::with_capacity(cart.lines.len()),
+            by_category: HashMap::new(),
+        };
+        for (position, line) in cart.lines.iter().enumerate() {
+            index
+                .by_product
+                .entry(line.product_id.as_str())
+                .or_default()
+                .push(position);
+            for category in &line.category_ids {
+                let lines = index.by_category.entry(category.as_str()).or_default();
+                // A line listing a category twice is still one line.
+                if lines.last() != Some(&position) {
+                    lines.push(position);
+                }
+            }
+        }
+        index
+    }
+}
+
+/// The lines `scope` covers, in cart order (see [`Scope`]'s rule: a listed product or a listed
+/// category, all lines when it lists neither, without sale items when it excludes them).
+fn eligible(cart: &Cart, index: &LineIndex<'_>, scope: &Scope) -> Vec<usize> {
+    let wanted = |position: &usize| !(scope.exclude_sale_items && cart.lines[*position].on_sale);
+    if scope.product_ids.is_empty() && scope.category_ids.is_empty() {
+        return (0..cart.lines.len()).filter(wanted).collect();
+    }
+    let mut lines: Vec<usize> = Vec::new();
+    for product in &scope.product_ids {
+        if let Some(found) = index.by_product.get(product.as_str()) {
+            lines.extend(found);
+        }
+    }
+    for category in &scope.category_ids {
+        if let Some(found) = index.by_category.get(category.as_str()) {
+            lines.extend(found);
+        }
+    }
+    lines.sort_unstable();
+    lines.dedup();
+    lines.retain(wanted);
+    lines
 }
 
 fn check_conditions(cart: &Cart, rule: &Rule, lines: &[usize]) -> Result<(), Rejection> {
@@ -319,8 +367,13 @@ fn fixed_spread(left: &Left, lines: &[usize], amount: i64) -> Vec<(usize, i64)> 
 }
 
 /// The uncapped effect of `rule` on what is left; `Err` when it does not apply.
-fn compute(cart: &Cart, left: &Left, rule: &Rule) -> Result<(Vec<(usize, i64)>, i64), Rejection> {
-    let lines = eligible(cart, &rule.scope);
+fn compute(
+    cart: &Cart,
+    index: &LineIndex<'_>,
+    left: &Left,
+    rule: &Rule,
+) -> Result<(Vec<(usize, i64)>, i64), Rejection> {
+    let lines = eligible(cart, index, &rule.scope);
     check_conditions(cart, rule, &lines)?;
     let (mut parts, shipping) = match &rule.kind {
         Kind::Percentage { bps, max_quantity } => (
@@ -352,7 +405,7 @@ fn compute(cart: &Cart, left: &Left, rule: &Rule) -> Result<(Vec<(usize, i64)>, 
             let targets = if get_scope == &Scope::default() {
                 lines.clone()
             } else {
-                eligible(cart, get_scope)
+                eligible(cart, index, get_scope)
             };
             let free = bundles::free_units(cart, &lines, &targets, *buy, *get);
             (
@@ -409,6 +462,7 @@ fn compute(cart: &Cart, left: &Left, rule: &Rule) -> Result<(Vec<(usize, i64)>, 
 /// Applies candidates in order to `left`; returns the effects and the rejections.
 fn stack<K: Clone + Ord>(
     cart: &Cart,
+    index: &LineIndex<'_>,
     left: &mut Left,
     budgets: &mut BTreeMap<K, i64>,
     candidates: &[&Candidate<'_, K>],
@@ -416,7 +470,7 @@ fn stack<K: Clone + Ord>(
     let mut effects = Vec::new();
     let mut rejected = Vec::new();
     for candidate in candidates {
-        let (lines, shipping) = match compute(cart, left, candidate.rule) {
+        let (lines, shipping) = match compute(cart, index, left, candidate.rule) {
             Ok(effect) => effect,
             Err(rejection) => {
                 rejected.push((candidate.key.clone(), rejection));
@@ -470,7 +524,8 @@ pub fn evaluate<K: Clone + Ord>(cart: &Cart, candidates: &[Candidate<'_, K>]) ->
         .collect();
     let mut left = fresh.clone();
     let mut budgets = fresh_budgets.clone();
-    let (mut effects, mut rejected) = stack(cart, &mut left, &mut budgets, &stackable);
+    let index = LineIndex::new(cart);
+    let (mut effects, mut rejected) = stack(cart, &index, &mut left, &mut budgets, &stackable);
     let stacked: i64 = effects.iter().map(|effect| effect.amount).sum();
 
     // The best exclusive effect, each computed alone on the whole cart (ties to the earlier).
@@ -478,7 +533,8 @@ pub fn evaluate<K: Clone + Ord>(cart: &Cart, candidates: &[Candidate<'_, K>]) ->
     for (_, candidate) in ordered.iter().filter(|(_, c)| c.rule.exclusive) {
         let mut alone = fresh.clone();
         let mut alone_budgets = fresh_budgets.clone();
-        let (mut applied, mut refused) = stack(cart, &mut alone, &mut alone_budgets, &[*candidate]);
+        let (mut applied, mut refused) =
+            stack(cart, &index, &mut alone, &mut alone_budgets, &[*candidate]);
         rejected.append(&mut refused);
         let Some(effect) = applied.pop() else {
             continue;
@@ -525,5 +581,55 @@ pub fn evaluate<K: Clone + Ord>(cart: &Cart, candidates: &[Candidate<'_, K>]) ->
         total: subtotal + cart.shipping - total_discount,
         effects,
         rejected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(product: &str, categories: &[&str], on_sale: bool) -> Line {
+        Line {
+            line_id: product.to_owned(),
+            product_id: product.to_owned(),
+            category_ids: categories.iter().map(|c| (*c).to_owned()).collect(),
+            quantity: 1,
+            unit_price: 100,
+            on_sale,
+        }
+    }
+
+    #[test]
+    fn indexed_eligibility_is_the_scope_rule_line_by_line() {
+        let cart = Cart {
+            customer_tier: String::new(),
+            lines: vec![
+                line("a", &["x", "x"], false),
+                line("b", &["y"], true),
+                line("a", &["y", "z"], false),
+                line("c", &[], false),
+                line("d", &["z"], true),
+            ],
+            shipping: 0,
+            weekday: 1,
+            minute_of_day: 0,
+        };
+        let index = LineIndex::new(&cart);
+        let ids = |list: &[&str]| list.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>();
+        for products in [&[][..], &["a"], &["c", "a"], &["nope"]] {
+            for categories in [&[][..], &["y"], &["x", "z"], &["z", "y", "x"]] {
+                for exclude_sale_items in [false, true] {
+                    let scope = Scope {
+                        product_ids: ids(products),
+                        category_ids: ids(categories),
+                        exclude_sale_items,
+                    };
+                    let expected: Vec<usize> = (0..cart.lines.len())
+                        .filter(|position| scope.covers(&cart.lines[*position]))
+                        .collect();
+                    assert_eq!(eligible(&cart, &index, &scope), expected, "{scope:?}");
+                }
+            }
+        }
     }
 }
