@@ -189,7 +189,10 @@ async fn an_updated_campaign_prices_with_its_new_rules_and_keeps_what_it_has_use
         ("Autumn, deeper", 0),
         "the refusals changed nothing"
     );
-    assert_eq!(unchanged.discount_rule_ids, std::slice::from_ref(&twenty.id));
+    assert_eq!(
+        unchanged.discount_rule_ids,
+        std::slice::from_ref(&twenty.id)
+    );
 
     let other = app.other_workspace("elsewhere").await;
     let mut foreign = Shop::with_tokens(

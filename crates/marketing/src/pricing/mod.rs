@@ -36,13 +36,16 @@
 //! - An effect larger than what is left of its campaign's budget (shared by every effect of that
 //!   campaign in the cart) is not applied at all: rejected `CAMPAIGN_BUDGET_EXHAUSTED`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use kernel::money::{Rounding, divide, split_weighted};
 use serde::{Deserialize, Serialize};
 
 mod bundles;
+mod lines;
 mod validation;
+
+use lines::{LineIndex, eligible};
 
 /// Most lines a cart may have.
 pub const MAX_LINES: usize = 10_000;
@@ -90,7 +93,7 @@ pub struct Scope {
 impl Scope {
     /// The rule by definition, line by line (what [`eligible`] computes through the index).
     #[cfg(test)]
-    fn covers(&self, line: &Line) -> bool {
+    pub(super) fn covers(&self, line: &Line) -> bool {
         if self.exclude_sale_items && line.on_sale {
             return false;
         }
@@ -235,61 +238,6 @@ pub struct Evaluation<K> {
 struct Left {
     lines: Vec<i64>,
     shipping: i64,
-}
-
-/// The cart's lines by product and by category, built once per evaluation, so a rule's eligible
-/// lines are looked up rather than found by comparing every line with every id of its scope.
-struct LineIndex<'c> {
-    by_product: HashMap<&'c str, Vec<usize>>,
-    by_category: HashMap<&'c str, Vec<usize>>,
-}
-
-impl<'c> LineIndex<'c> {
-    fn new(cart: &'c Cart) -> LineIndex<'c> {
-        let mut index = LineIndex {
-            by_product: HashMap::with_capacity(cart.lines.len()),
-            by_category: HashMap::new(),
-        };
-        for (position, line) in cart.lines.iter().enumerate() {
-            index
-                .by_product
-                .entry(line.product_id.as_str())
-                .or_default()
-                .push(position);
-            for category in &line.category_ids {
-                let lines = index.by_category.entry(category.as_str()).or_default();
-                // A line listing a category twice is still one line.
-                if lines.last() != Some(&position) {
-                    lines.push(position);
-                }
-            }
-        }
-        index
-    }
-}
-
-/// The lines `scope` covers, in cart order (see [`Scope`]'s rule: a listed product or a listed
-/// category, all lines when it lists neither, without sale items when it excludes them).
-fn eligible(cart: &Cart, index: &LineIndex<'_>, scope: &Scope) -> Vec<usize> {
-    let wanted = |position: &usize| !(scope.exclude_sale_items && cart.lines[*position].on_sale);
-    if scope.product_ids.is_empty() && scope.category_ids.is_empty() {
-        return (0..cart.lines.len()).filter(wanted).collect();
-    }
-    let mut lines: Vec<usize> = Vec::new();
-    for product in &scope.product_ids {
-        if let Some(found) = index.by_product.get(product.as_str()) {
-            lines.extend(found);
-        }
-    }
-    for category in &scope.category_ids {
-        if let Some(found) = index.by_category.get(category.as_str()) {
-            lines.extend(found);
-        }
-    }
-    lines.sort_unstable();
-    lines.dedup();
-    lines.retain(wanted);
-    lines
 }
 
 fn check_conditions(cart: &Cart, rule: &Rule, lines: &[usize]) -> Result<(), Rejection> {
@@ -581,55 +529,5 @@ pub fn evaluate<K: Clone + Ord>(cart: &Cart, candidates: &[Candidate<'_, K>]) ->
         total: subtotal + cart.shipping - total_discount,
         effects,
         rejected,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(product: &str, categories: &[&str], on_sale: bool) -> Line {
-        Line {
-            line_id: product.to_owned(),
-            product_id: product.to_owned(),
-            category_ids: categories.iter().map(|c| (*c).to_owned()).collect(),
-            quantity: 1,
-            unit_price: 100,
-            on_sale,
-        }
-    }
-
-    #[test]
-    fn indexed_eligibility_is_the_scope_rule_line_by_line() {
-        let cart = Cart {
-            customer_tier: String::new(),
-            lines: vec![
-                line("a", &["x", "x"], false),
-                line("b", &["y"], true),
-                line("a", &["y", "z"], false),
-                line("c", &[], false),
-                line("d", &["z"], true),
-            ],
-            shipping: 0,
-            weekday: 1,
-            minute_of_day: 0,
-        };
-        let index = LineIndex::new(&cart);
-        let ids = |list: &[&str]| list.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>();
-        for products in [&[][..], &["a"], &["c", "a"], &["nope"]] {
-            for categories in [&[][..], &["y"], &["x", "z"], &["z", "y", "x"]] {
-                for exclude_sale_items in [false, true] {
-                    let scope = Scope {
-                        product_ids: ids(products),
-                        category_ids: ids(categories),
-                        exclude_sale_items,
-                    };
-                    let expected: Vec<usize> = (0..cart.lines.len())
-                        .filter(|position| scope.covers(&cart.lines[*position]))
-                        .collect();
-                    assert_eq!(eligible(&cart, &index, &scope), expected, "{scope:?}");
-                }
-            }
-        }
     }
 }

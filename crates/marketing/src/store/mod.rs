@@ -6,8 +6,10 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect};
 
+mod bulk;
 mod counters;
 mod entity;
+pub use bulk::insert_new_coupons;
 pub use counters::*;
 pub use entity::{
     batch, campaign, coupon, daily, display, group, participation, promo_redemption, redemption,
@@ -332,67 +334,6 @@ pub async fn list_coupons<C: ConnectionTrait>(
         query = query.filter(coupon::Column::Id.gt(after));
     }
     Ok(query.all(connection).await?)
-}
-
-/// Inserts coupons that share every term (as a batch's do) and differ only in id and code,
-/// skipping codes already taken; returns how many went in. One statement per call: the shared
-/// terms bound once, each row two values (a bulk run inserts a million rows this way).
-pub async fn insert_new_coupons<C: ConnectionTrait>(
-    connection: &C,
-    rows: &[coupon::Model],
-) -> Result<u64, ServiceError> {
-    let Some(first) = rows.first() else {
-        return Ok(0);
-    };
-    let shared: [sea_orm::Value; 14] = [
-        first.workspace_id.into(),
-        first.rule_id.into(),
-        first.campaign_id.into(),
-        first.customer_id.into(),
-        first.participation_id.into(),
-        first.batch_id.into(),
-        first.valid_from.into(),
-        first.valid_until.into(),
-        first.usage_limit.into(),
-        first.usage_limit_per_customer.into(),
-        first.uses_held.into(),
-        first.times_redeemed.into(),
-        first.created_at.into(),
-        first.updated_at.into(),
-    ];
-    let same_terms = |row: &coupon::Model| {
-        coupon::Model {
-            id: first.id,
-            code: first.code.clone(),
-            ..row.clone()
-        } == *first
-    };
-    if !rows.iter().all(same_terms) {
-        return Err(ServiceError::internal(
-            "insert_new_coupons takes coupons with the same terms",
-        ));
-    }
-    // VALUES columns are named column1, column2 on both databases; SQLite needs the WHERE to
-    // read ON CONFLICT as the upsert clause.
-    let mut sql = String::with_capacity(400 + rows.len() * 8);
-    sql.push_str(
-        "INSERT INTO mkt_coupon (workspace_id, rule_id, campaign_id, customer_id, participation_id, batch_id, valid_from, valid_until, usage_limit, usage_limit_per_customer, uses_held, times_redeemed, created_at, updated_at, id, code) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, column1, column2 FROM (VALUES ",
-    );
-    let mut values = Vec::with_capacity(shared.len() + rows.len() * 2);
-    values.extend(shared);
-    for (index, row) in rows.iter().enumerate() {
-        sql.push_str(if index == 0 { "(?, ?)" } else { ", (?, ?)" });
-        values.push(row.id.into());
-        values.push(row.code.clone().into());
-    }
-    sql.push_str(") AS new_codes WHERE true ON CONFLICT (workspace_id, code) DO NOTHING");
-    let backend = connection.get_database_backend();
-    let statement = sea_orm::Statement::from_sql_and_values(
-        backend,
-        kernel::db::placeholders_for(backend, &sql),
-        values,
-    );
-    Ok(connection.execute_raw(statement).await?.rows_affected())
 }
 
 /// Batches still running whose last progress is older than `stale_before` (left by a stopped
