@@ -2,7 +2,7 @@
 //! result is checked exactly as CreateCampaign checks a new one (the same `read_campaign`), then
 //! against what the campaign has already used: a budget or total limit never drops below what is
 //! held, the budget's currency changes only while nothing is, a started campaign keeps its start,
-//! and a launched campaign without a budget or total limit cannot gain one.
+//! and a started campaign without a budget or total limit cannot gain one.
 
 use kernel::{IdempotencyKey, Principal, ServiceError, Violations};
 use proto::marketing::v1 as pb;
@@ -173,15 +173,15 @@ pub async fn update(
                 "a campaign that has started keeps its start time",
             ));
         }
-        // A launched campaign without a budget or total limit let its reservations hold none of
-        // it (they count at confirmation), so it cannot gain one: those would pass it.
+        // A started campaign without a budget or total limit let its reservations hold none of
+        // it (they count at confirmation), so it cannot gain one: those could pass it.
         let gains_limit = (row.budget.is_none() && new.budget.is_some())
             || (row.usage_limit_total == 0 && new.usage_limit_total > 0);
-        if current != CampaignStatus::Draft && gains_limit {
+        if started && gains_limit {
             return Err(refused(
                 id,
                 "LIMIT_ADDED_AFTER_LAUNCH",
-                "a launched campaign without a budget or total limit cannot gain one (its open reservations hold none); create a new campaign",
+                "a campaign that has started without a budget or total limit cannot gain one (its open reservations hold none); create a new campaign",
             ));
         }
         if new.budget.is_some_and(|budget| budget < row.budget_used) {

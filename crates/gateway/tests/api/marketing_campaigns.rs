@@ -271,6 +271,32 @@ async fn a_draft_changes_freely_and_a_completed_campaign_not_at_all() {
     assert_eq!(backwards.code(), Code::InvalidArgument);
     let launched = shop.launch(&draft.id).await.expect("launch");
     assert_eq!(launched.status, pb::CampaignStatus::Scheduled as i32);
+    // Not started yet, so no reservation holds anything of it: a scheduled campaign may still
+    // gain a budget.
+    let budgeted = update(
+        &mut shop,
+        pb::Campaign {
+            id: draft.id.clone(),
+            budget: None,
+            ..pb::Campaign::default()
+        },
+        &["budget"],
+    )
+    .await
+    .and(
+        update(
+            &mut shop,
+            pb::Campaign {
+                id: draft.id.clone(),
+                budget: usd(900),
+                ..pb::Campaign::default()
+            },
+            &["budget"],
+        )
+        .await,
+    )
+    .expect("a scheduled campaign drops and regains a budget");
+    assert_eq!(budgeted.budget, usd(900));
 
     let admin = shop.admin.clone();
     shop.campaigns

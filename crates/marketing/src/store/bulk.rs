@@ -32,11 +32,39 @@ pub async fn insert_new_coupons<C: ConnectionTrait>(
         first.updated_at.into(),
     ];
     let same_terms = |row: &coupon::Model| {
-        coupon::Model {
-            id: first.id,
-            code: first.code.clone(),
-            ..row.clone()
-        } == *first
+        (
+            row.workspace_id,
+            row.rule_id,
+            row.campaign_id,
+            row.customer_id,
+            row.participation_id,
+            row.batch_id,
+        ) == (
+            first.workspace_id,
+            first.rule_id,
+            first.campaign_id,
+            first.customer_id,
+            first.participation_id,
+            first.batch_id,
+        ) && (
+            row.valid_from,
+            row.valid_until,
+            row.usage_limit,
+            row.usage_limit_per_customer,
+            row.uses_held,
+            row.times_redeemed,
+            row.created_at,
+            row.updated_at,
+        ) == (
+            first.valid_from,
+            first.valid_until,
+            first.usage_limit,
+            first.usage_limit_per_customer,
+            first.uses_held,
+            first.times_redeemed,
+            first.created_at,
+            first.updated_at,
+        )
     };
     if !rows.iter().all(same_terms) {
         return Err(ServiceError::internal(
