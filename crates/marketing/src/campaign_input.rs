@@ -206,7 +206,11 @@ pub(crate) fn read_campaign(
         rule_ids,
         start_time,
         end_time,
-        currency: currency.finish()?,
+        // Credits granted count in CREDITS, with or without a budget.
+        currency: match currency.finish()? {
+            none if none.is_empty() && input.promo_credits > 0 => kernel::money::CREDITS.to_owned(),
+            code => code,
+        },
         budget,
         usage_limit_total: input.usage_limit_total,
         usage_limit_per_customer: input.usage_limit_per_customer,

@@ -195,7 +195,7 @@ async fn a_promo_code_grants_credits_a_trial_and_a_rule_once_per_customer_within
 async fn concurrent_redemptions_of_a_promo_code_take_exactly_its_limit() {
     let app = spawn_app().await;
     let mut shop = Shop::new(&app);
-    promo(
+    let campaign = promo(
         &mut shop,
         pb::Campaign {
             code: "LAUNCH-DAY".to_owned(),
@@ -225,6 +225,23 @@ async fn concurrent_redemptions_of_a_promo_code_take_exactly_its_limit() {
         total += balance(&app, *customer).await;
     }
     assert_eq!(total, 70, "ten grants of 7 credits, no more");
+    let admin = shop.admin.clone();
+    let campaign = shop
+        .campaigns
+        .get_campaign(authed(
+            pb::GetCampaignRequest {
+                id: campaign.id.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(
+        (campaign.redemption_count, campaign.discount_given),
+        (10, credits(70)),
+        "counted in CREDITS without a budget"
+    );
 }
 
 #[tokio::test]
