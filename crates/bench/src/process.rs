@@ -223,3 +223,37 @@ where
     let fixed = summary(calls, elapsed, &latencies);
     Ok(serde_json::json!({ "closed_loop": closed, "fixed_rate": fixed }))
 }
+
+/// The yardstick: a bare tonic server in its own process, measured as [`measure`] measures the
+/// gateway (Health/Check, the same clients, seconds and fixed rate).
+pub async fn measure_noop(
+    clients: usize,
+    seconds: u64,
+    fixed_rate: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let noop = start_noop()?;
+    let pid = noop.child.id();
+    let channel = wait_for_port(&noop.address).await?;
+    let check = move || {
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        async move {
+            client
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?;
+            anyhow::Ok(())
+        }
+    };
+    eprintln!("no-op tonic server: Health/Check");
+    let result = measure(pid, clients, seconds, fixed_rate, check).await?;
+    drop(noop);
+    Ok(result)
+}
+
+/// Server CPU-µs per call of a [`measure`] result's closed loop.
+pub fn cpu_per_call(result: &serde_json::Value) -> f64 {
+    result["closed_loop"]["server_cpu_us_per_call"]
+        .as_f64()
+        .unwrap_or(0.0)
+}

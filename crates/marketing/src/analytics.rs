@@ -213,6 +213,21 @@ fn counts_of(row: &daily::Model) -> [i64; 7] {
     ]
 }
 
+/// The rows as CSV: a header, then one line per row.
+fn csv(rows: &[daily::Model]) -> String {
+    let mut text = COLUMNS.join(",");
+    text.push('\n');
+    // Dates, currency codes and numbers hold no comma, quote or line break.
+    for row in rows {
+        text.push_str(&format!("{},{}", row.day, row.currency));
+        for value in counts_of(row) {
+            text.push_str(&format!(",{value}"));
+        }
+        text.push('\n');
+    }
+    text
+}
+
 /// Largest integer a spreadsheet number (an f64) holds exactly.
 const EXACT_IN_F64: i64 = 1 << 53;
 
@@ -248,54 +263,34 @@ pub(crate) async fn export(
     body: &pb::ExportCampaignAnalyticsRequest,
 ) -> Result<ReceiverStream<Result<pb::ExportChunk, tonic::Status>>, ServiceError> {
     let format = pb::ExportFormat::try_from(body.format).unwrap_or(pb::ExportFormat::Unspecified);
-    let bytes = match format {
-        pb::ExportFormat::Unspecified | pb::ExportFormat::Csv => {
-            let (_, _, _, rows) = rows(
-                core,
-                principal,
-                &body.campaign_id,
-                &body.start_date,
-                &body.end_date,
-            )
-            .await?;
-            let mut text = COLUMNS.join(",");
-            text.push('\n');
-            // Dates, currency codes and numbers hold no comma, quote or line break.
-            for row in &rows {
-                text.push_str(&format!("{},{}", row.day, row.currency));
-                for value in counts_of(row) {
-                    text.push_str(&format!(",{value}"));
-                }
-                text.push('\n');
-            }
-            text.into_bytes()
-        }
-        pb::ExportFormat::Xlsx => {
-            let (_, _, _, rows) = rows(
-                core,
-                principal,
-                &body.campaign_id,
-                &body.start_date,
-                &body.end_date,
-            )
-            .await?;
+    let bytes = if format == pb::ExportFormat::Json {
+        let request = pb::GetCampaignAnalyticsRequest {
+            campaign_id: body.campaign_id.clone(),
+            start_date: body.start_date.clone(),
+            end_date: body.end_date.clone(),
+        };
+        let analytics = analytics(core, principal, &request).await?;
+        let value = json!({
+            "campaignId": analytics.campaign_id,
+            "days": analytics.days.iter().map(day_json).collect::<Vec<_>>(),
+            "totals": analytics.totals.as_ref().map(day_json),
+        });
+        value.to_string().into_bytes()
+    } else {
+        let (_, _, _, rows) = rows(
+            core,
+            principal,
+            &body.campaign_id,
+            &body.start_date,
+            &body.end_date,
+        )
+        .await?;
+        if format == pb::ExportFormat::Xlsx {
             workbook(&rows).map_err(|error| {
                 ServiceError::internal(format!("analytics workbook failed: {error}"))
             })?
-        }
-        pb::ExportFormat::Json => {
-            let request = pb::GetCampaignAnalyticsRequest {
-                campaign_id: body.campaign_id.clone(),
-                start_date: body.start_date.clone(),
-                end_date: body.end_date.clone(),
-            };
-            let analytics = analytics(core, principal, &request).await?;
-            let value = json!({
-                "campaignId": analytics.campaign_id,
-                "days": analytics.days.iter().map(day_json).collect::<Vec<_>>(),
-                "totals": analytics.totals.as_ref().map(day_json),
-            });
-            value.to_string().into_bytes()
+        } else {
+            csv(&rows).into_bytes()
         }
     };
     let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect();

@@ -62,6 +62,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Covers `version` when exactly one behind it (nothing else moved the workspace since).
+    fn cover(&self, version: i64) {
+        let _ =
+            self.covered
+                .compare_exchange(version - 1, version, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
     fn counters_moved(&self) -> bool {
         self.counters
             .lock()
@@ -277,12 +284,7 @@ impl SnapshotCache {
                 snapshot.apply(change);
             }
             if let Some(version) = version {
-                let _ = snapshot.covered.compare_exchange(
-                    version - 1,
-                    version,
-                    Ordering::SeqCst,
-                    Ordering::SeqCst,
-                );
+                snapshot.cover(version);
             }
         }
     }
@@ -293,12 +295,7 @@ impl SnapshotCache {
         if let Ok(entries) = self.entries.read()
             && let Some(snapshot) = entries.get(&workspace_id)
         {
-            let _ = snapshot.covered.compare_exchange(
-                version - 1,
-                version,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            );
+            snapshot.cover(version);
         }
     }
 

@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bench::process::{
-    CHILD_SECRET, authed, child_role, measure, start_gateway, start_noop, wait_for_port,
+    CHILD_SECRET, authed, child_role, cpu_per_call, measure, measure_noop, start_gateway,
+    wait_for_port,
 };
 use bench::{Backend, Gateway, histogram, pgbench, summary};
 use gateway::token::TokenIssuer;
@@ -256,29 +257,8 @@ async fn evaluate_cart(args: &Args) -> anyhow::Result<serde_json::Value> {
     let gateway_result = measure(pid, EVALUATE_CLIENTS, args.seconds, 2_000, evaluate).await?;
     drop(gateway);
 
-    let noop = start_noop()?;
-    let pid = noop.child.id();
-    let noop_channel = wait_for_port(&noop.address).await?;
-    let check = move || {
-        let mut client = tonic_health::pb::health_client::HealthClient::new(noop_channel.clone());
-        async move {
-            client
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await?;
-            anyhow::Ok(())
-        }
-    };
-    eprintln!("no-op tonic server: Health/Check");
-    let noop_result = measure(pid, EVALUATE_CLIENTS, args.seconds, 2_000, check).await?;
-    drop(noop);
-    let cpu = |value: &serde_json::Value| {
-        value["closed_loop"]["server_cpu_us_per_call"]
-            .as_f64()
-            .unwrap_or(0.0)
-    };
-    let ratio = cpu(&gateway_result) / cpu(&noop_result).max(0.1);
+    let noop_result = measure_noop(EVALUATE_CLIENTS, args.seconds, 2_000).await?;
+    let ratio = cpu_per_call(&gateway_result) / cpu_per_call(&noop_result).max(0.1);
     Ok(serde_json::json!({
         "lines": LINES,
         "active_rules": RULES,

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bench::process::{
-    CHILD_SECRET, authed, child_role, measure, resident_mib, start_gateway, start_noop,
-    wait_for_port,
+    CHILD_SECRET, authed, child_role, cpu_per_call, measure, measure_noop, resident_mib,
+    start_gateway, wait_for_port,
 };
 use gateway::token::TokenIssuer;
 use kernel::Role;
@@ -210,30 +210,8 @@ async fn main() -> anyhow::Result<()> {
     let resident = resident_mib(gateway_pid)?;
     drop(gateway);
 
-    let noop = start_noop()?;
-    let pid = noop.child.id();
-    let noop_channel = wait_for_port(&noop.address).await?;
-    let check = move || {
-        let mut client = tonic_health::pb::health_client::HealthClient::new(noop_channel.clone());
-        async move {
-            client
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await?;
-            anyhow::Ok(())
-        }
-    };
-    eprintln!("no-op tonic server: Health/Check");
-    let noop_result = measure(pid, CLIENTS, args.seconds, args.fixed_rate, check).await?;
-    drop(noop);
-    let ratio = gateway_result["closed_loop"]["server_cpu_us_per_call"]
-        .as_f64()
-        .unwrap_or(0.0)
-        / noop_result["closed_loop"]["server_cpu_us_per_call"]
-            .as_f64()
-            .unwrap_or(1.0)
-            .max(0.1);
+    let noop_result = measure_noop(CLIENTS, args.seconds, args.fixed_rate).await?;
+    let ratio = cpu_per_call(&gateway_result) / cpu_per_call(&noop_result).max(0.1);
     let report = serde_json::json!({
         "benchmark": "selection",
         "clients": CLIENTS,
