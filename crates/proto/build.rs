@@ -10,6 +10,13 @@ use prost::Message;
 /// `(package, proto files relative to proto/)`; one descriptor set and one module each.
 const SERVICE_PACKAGES: &[(&str, &[&str])] = &[
     ("promo.admin.v1", &["promo/admin/v1/workspace.proto"]),
+    (
+        "promo.growth.v1",
+        &[
+            "promo/growth/v1/growth.proto",
+            "promo/growth/v1/settings.proto",
+        ],
+    ),
     ("promo.ledger.v1", &["promo/ledger/v1/ledger.proto"]),
     (
         "promo.marketing.v1",

@@ -12,6 +12,7 @@ mod m20261123_000004_tenant_keys;
 mod m20261123_000005_events;
 mod m20261124_000006_marketing;
 mod m20261125_000007_promo_codes;
+mod m20261126_000008_growth;
 
 /// An index on `columns` of `table`, in order.
 pub(crate) fn index(
@@ -24,6 +25,24 @@ pub(crate) fn index(
         index.col(*column);
     }
     index
+}
+
+/// A tenant table keyed by (workspace_id, id).
+pub(crate) fn keyed(table: &'static str) -> TableCreateStatement {
+    Table::create()
+        .table(table)
+        .col(sea_orm_migration::schema::uuid("workspace_id"))
+        .col(sea_orm_migration::schema::uuid("id"))
+        .primary_key(Index::create().col("workspace_id").col("id"))
+        .to_owned()
+}
+
+/// Adds `created_at` and `updated_at` (microseconds since the epoch).
+pub(crate) fn stamped(mut table: TableCreateStatement) -> TableCreateStatement {
+    table
+        .col(sea_orm_migration::schema::big_integer("created_at"))
+        .col(sea_orm_migration::schema::big_integer("updated_at"));
+    table
 }
 
 pub struct Migrator;
@@ -39,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_events::Migration),
             Box::new(m20261124_000006_marketing::Migration),
             Box::new(m20261125_000007_promo_codes::Migration),
+            Box::new(m20261126_000008_growth::Migration),
         ]
     }
 }

@@ -6,26 +6,10 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::index;
+use crate::{index, keyed, stamped};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn keyed(table: &'static str) -> TableCreateStatement {
-    Table::create()
-        .table(table)
-        .col(uuid("workspace_id"))
-        .col(uuid("id"))
-        .primary_key(Index::create().col("workspace_id").col("id"))
-        .to_owned()
-}
-
-fn stamped(mut table: TableCreateStatement) -> TableCreateStatement {
-    table
-        .col(big_integer("created_at"))
-        .col(big_integer("updated_at"));
-    table
-}
 
 const TABLES: &[&str] = &[
     "mkt_version",

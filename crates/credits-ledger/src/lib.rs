@@ -108,6 +108,63 @@ impl Ledger {
         Ok(results.pop().unwrap_or_default())
     }
 
+    /// Moves `amount` of `asset` between two system accounts inside the caller's transaction
+    /// (both created on first use): how a domain grants credits, credits a commission or takes it
+    /// back. Returns the transfer's id; a refusal the domain has to explain (an overdraft, an
+    /// overflow) comes back as `Ok(Err(result))`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn move_in<C: ConnectionTrait>(
+        connection: &C,
+        workspace_id: Uuid,
+        from: &SystemAccount,
+        to: &SystemAccount,
+        asset: &str,
+        amount: i64,
+        code: &str,
+        reference: String,
+        now: i64,
+    ) -> Result<Result<Uuid, TransferResult>, ServiceError> {
+        let debit_account_id =
+            accounts::ensure_system_account(connection, workspace_id, from, asset, now).await?;
+        let credit_account_id =
+            accounts::ensure_system_account(connection, workspace_id, to, asset, now).await?;
+        let transfer = NewTransfer {
+            id: Uuid::now_v7(),
+            debit_account_id,
+            credit_account_id,
+            amount,
+            code: code.to_owned(),
+            reference,
+            pending_id: None,
+            timeout_seconds: 0,
+            flags: 0,
+            metadata: std::collections::BTreeMap::new(),
+        };
+        let id = transfer.id;
+        match Ledger::apply_in(connection, workspace_id, &[transfer], now)
+            .await?
+            .first()
+        {
+            Some(TransferResult::Created) => Ok(Ok(id)),
+            Some(refused) => Ok(Err(*refused)),
+            None => Err(ServiceError::internal("the ledger answered no result")),
+        }
+    }
+
+    /// The posted balance (credits − debits) of a system account; 0 when it does not exist yet.
+    pub async fn balance_of<C: ConnectionTrait>(
+        connection: &C,
+        workspace_id: Uuid,
+        account: &SystemAccount,
+        asset: &str,
+    ) -> Result<i64, ServiceError> {
+        Ok(
+            queries::get_account(connection, workspace_id, account.id(workspace_id, asset))
+                .await?
+                .map_or(0, |account| queries::Balances::of(&account).balance()),
+        )
+    }
+
     /// Creates a client's accounts in one transaction.
     pub async fn create_accounts(
         &self,

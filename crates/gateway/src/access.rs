@@ -54,6 +54,11 @@ const SHOP_OPERATORS: &[Role] = &[Admin, Ops];
 const SHOP_BACKEND: &[Role] = &[Storefront, Admin, Ops];
 const SHOP_CUSTOMERS: &[Role] = &[Admin, Ops, Customer];
 const SHOP_ANYONE: &[Role] = &[Admin, Ops, Storefront, Customer];
+const GROWTH: Option<Module> = Some(Module::Growth);
+/// An affiliate reads its own records with its customer token; operators read any.
+const AFFILIATE_READERS: &[Role] = &[Admin, Ops, Customer];
+/// Any service may add to a metric (RecordActivity).
+const ACTIVITY_REPORTERS: &[Role] = &[Admin, Ops, Storefront, Generator, Billing];
 
 pub const RULES: &[MethodRule] = &[
     rule(
@@ -380,6 +385,122 @@ pub const RULES: &[MethodRule] = &[
         "/promo.marketing.v1.DisplayService/ListDisplays",
         SHOP_BACKEND,
         MARKETING,
+    ),
+    rule(
+        "/promo.growth.v1.ReferralService/CreateReferralProgram",
+        SHOP_OPERATORS,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.ReferralService/GetReferralProgram",
+        SHOP_ANYONE,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.ReferralService/GetReferralCode",
+        SHOP_ANYONE,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.ReferralService/TrackReferral",
+        SHOP_ANYONE,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.ReferralService/RecordReferralConversion",
+        SHOP_BACKEND,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.ReferralService/GetReferralStats",
+        SHOP_ANYONE,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.AffiliateService/ApplyAffiliate",
+        SHOP_ANYONE,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.AffiliateService/ApproveAffiliate",
+        SHOP_OPERATORS,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.AffiliateService/SuspendAffiliate",
+        SHOP_OPERATORS,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.AffiliateService/ReactivateAffiliate",
+        SHOP_OPERATORS,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.AffiliateService/TerminateAffiliate",
+        SHOP_OPERATORS,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.AffiliateService/GetAffiliate",
+        AFFILIATE_READERS,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.AffiliateService/RecordAffiliateSale",
+        SHOP_BACKEND,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.AffiliateService/RecordRefund",
+        SHOP_BACKEND,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.AffiliateService/GetAffiliateDashboard",
+        AFFILIATE_READERS,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.LinkService/CreateChannel",
+        SHOP_OPERATORS,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.LinkService/CreateLink",
+        SHOP_OPERATORS,
+        GROWTH,
+    ),
+    rule("/promo.growth.v1.LinkService/GetLink", SHOP_BACKEND, GROWTH),
+    rule(
+        "/promo.growth.v1.LinkService/RecordClick",
+        SHOP_BACKEND,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.LinkService/RecordLinkConversion",
+        SHOP_BACKEND,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.GamificationService/CreateBadge",
+        SHOP_OPERATORS,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.GamificationService/RecordActivity",
+        ACTIVITY_REPORTERS,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.GamificationService/ListBadges",
+        SHOP_ANYONE,
+        GROWTH,
+    ),
+    rule(
+        "/promo.growth.v1.GamificationService/GetLeaderboard",
+        SHOP_ANYONE,
+        GROWTH,
     ),
 ];
 

@@ -32,6 +32,11 @@ pub struct Config {
     pub jwt_public_key_algorithm: String,
     /// Prometheus `/metrics` listen address; empty disables the exporter.
     pub metrics_listen: String,
+    /// The small HTTP listener beside gRPC (short links `GET /l/{code}`); empty disables it.
+    pub http_listen: String,
+    /// The public address short links are built on (`https://go.shop.example`); empty means
+    /// `http://{http_listen}`.
+    pub http_public_url: String,
     /// `auto` (pretty on a terminal, JSON otherwise), `json` or `pretty`.
     pub log_format: String,
     pub limits: Limits,
@@ -102,6 +107,8 @@ impl Default for Config {
             jwt_public_key_file: String::new(),
             jwt_public_key_algorithm: "RS256".to_owned(),
             metrics_listen: String::new(),
+            http_listen: String::new(),
+            http_public_url: String::new(),
             log_format: "auto".to_owned(),
             limits: Limits::default(),
             database: DatabaseConfig::default(),
@@ -150,6 +157,8 @@ pub struct FlagOverrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<String>,
 }
 
 impl Config {
@@ -193,6 +202,17 @@ impl Config {
         Ok(config)
     }
 
+    /// Where short links point: the configured public URL, or the HTTP listener itself.
+    pub fn short_url_base(&self) -> String {
+        if !self.http_public_url.is_empty() {
+            self.http_public_url.clone()
+        } else if !self.http_listen.is_empty() {
+            format!("http://{}", self.http_listen)
+        } else {
+            String::new()
+        }
+    }
+
     /// Rejects values the server could not run with, naming the setting.
     pub fn validate(&self) -> Result<(), String> {
         self.listen.parse::<SocketAddr>().map_err(|_| {
@@ -208,6 +228,22 @@ impl Config {
                     self.metrics_listen
                 )
             })?;
+        }
+        if !self.http_listen.is_empty() {
+            self.http_listen.parse::<SocketAddr>().map_err(|_| {
+                format!(
+                    "http_listen: {:?} is not a socket address like 127.0.0.1:8080",
+                    self.http_listen
+                )
+            })?;
+        }
+        let public_url = &self.http_public_url;
+        let web = public_url.starts_with("http://") || public_url.starts_with("https://");
+        if !public_url.is_empty() && !web {
+            return Err(format!(
+                "http_public_url: {:?} must start with http:// or https://",
+                self.http_public_url
+            ));
         }
         let url = self.database_url();
         if !(url.starts_with("sqlite:")

@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_shop;
 pub mod directory;
+pub mod http;
 pub mod layer;
 pub mod ratelimit;
 pub mod server;

@@ -43,6 +43,9 @@ struct GlobalArgs {
     /// Prometheus /metrics listen address (PROMO_METRICS_LISTEN).
     #[arg(long, global = true)]
     metrics_listen: Option<String>,
+    /// HTTP listen address for short links, `GET /l/{code}` (PROMO_HTTP_LISTEN).
+    #[arg(long, global = true)]
+    http_listen: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +140,7 @@ fn main() -> ExitCode {
         database_url: cli.global.database_url.clone(),
         data_dir: cli.global.data_dir.clone(),
         metrics_listen: cli.global.metrics_listen.clone(),
+        http_listen: cli.global.http_listen.clone(),
     };
     let config = match Config::load(cli.global.config.as_deref(), &flags) {
         Ok(config) => config,

@@ -39,6 +39,12 @@ pub struct App {
     pub promotions: Arc<promotion_core::PromotionCore>,
     /// Shop promotions, with their pricing snapshots.
     pub marketing: Arc<marketing::Marketing>,
+    /// Referrals, affiliates, links and badges.
+    pub growth: Arc<growth::Growth>,
+    /// The HTTP listener (short links), bound when `http_listen` is set.
+    http_listener: Option<TcpListener>,
+    /// Its address (the actual port when configured as port 0).
+    pub http_address: Option<std::net::SocketAddr>,
     /// Every domain's workspace settings section (GetSettings/UpdateSettings compose them).
     pub settings: Arc<kernel::settings::Registry>,
     verifier: TokenVerifier,
@@ -50,6 +56,7 @@ pub fn settings_sections() -> kernel::settings::Registry {
     kernel::settings::Registry::new()
         .with::<promotion_core::settings::PromotionSettings>()
         .with::<marketing::settings::MarketingSettings>()
+        .with::<growth::settings::GrowthSettings>()
 }
 
 /// Connects, migrates, makes sure `default` exists and loads the JWT keys.
@@ -85,6 +92,25 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
     let promotions =
         promotion_core::PromotionCore::start(context.clone(), &secret, config.selection_seed);
     let marketing = marketing::Marketing::start(context.clone());
+    let http_listener = if config.http_listen.is_empty() {
+        None
+    } else {
+        Some(
+            TcpListener::bind(&config.http_listen)
+                .await
+                .with_context(|| format!("binding http_listen {}", config.http_listen))?,
+        )
+    };
+    let http_address = http_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let short_url_base = match (config.http_public_url.is_empty(), http_address) {
+        (true, Some(address)) => format!("http://{address}"),
+        _ => config.short_url_base(),
+    };
+    let growth =
+        growth::Growth::start(context.clone(), marketing.clone(), &secret, &short_url_base);
     // Selection and pricing cache their settings: they follow every change.
     let settings = Arc::new(
         settings_sections()
@@ -99,6 +125,9 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
         ledger,
         promotions,
         marketing,
+        growth,
+        http_listener,
+        http_address,
         settings,
         verifier,
     })
@@ -212,12 +241,25 @@ impl App {
         marketing_service!(participation);
         marketing_service!(displays);
 
+        macro_rules! growth_service {
+            ($module:ident) => {{
+                let service = growth::$module::grpc(self.growth.clone())
+                    .max_decoding_message_size(limits.max_message_bytes);
+                registry.describe(&service, proto::growth::v1::FILE_DESCRIPTOR_SET);
+                registry.routes.add_service(service);
+            }};
+        }
+        growth_service!(referrals);
+        growth_service!(affiliates);
+        growth_service!(links);
+        growth_service!(gamification);
+
         registry
     }
 
     /// Serves on `listener` until `shutdown` resolves, then drains in-flight calls.
     pub async fn run(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
@@ -266,6 +308,19 @@ impl App {
         let expiry = tokio::spawn(self.ledger.clone().run_expiry(Duration::from_secs(1)));
         let promotion_tasks = tokio::spawn(self.promotions.clone().run_background());
         let marketing_tasks = tokio::spawn(self.marketing.clone().run_background());
+        let growth_tasks = tokio::spawn(self.growth.clone().run_background());
+        let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http = self.http_listener.take().map(|http_listener| {
+            tracing::info!(address = ?self.http_address, "serving HTTP (short links)");
+            tokio::spawn(crate::http::serve(
+                http_listener,
+                self.growth.clone(),
+                directory.clone(),
+                async {
+                    let _ = http_stopped.await;
+                },
+            ))
+        });
         let sweeper = tokio::spawn(sweep_idempotency(
             self.context.clone(),
             self.config.idempotency_retention_hours,
@@ -295,6 +350,15 @@ impl App {
         expiry.abort();
         promotion_tasks.abort();
         marketing_tasks.abort();
+        growth_tasks.abort();
+        let _ = http_stop.send(());
+        if let Some(http) = http {
+            match http.await {
+                Ok(Err(error)) => tracing::error!(%error, "the HTTP listener failed"),
+                Err(error) => tracing::error!(%error, "the HTTP listener panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
         sweeper.abort();
         events.abort();
         // Every call has drained: what selection queued must reach the database before we exit.

@@ -118,6 +118,30 @@ impl Principal {
         })
     }
 
+    /// The customer a shop call acts for: operators and a shop's backend (admin, ops, storefront)
+    /// name any customer in `field` (or none); a customer token acts for its own `sub`, whether
+    /// `field` is empty or names it, and is refused (CUSTOMER_MISMATCH) for anyone else.
+    pub fn acting_customer(
+        &self,
+        domain: &str,
+        field: &str,
+        requested: &str,
+    ) -> Result<Option<Uuid>, ServiceError> {
+        let requested = crate::ids::parse_optional_uuid(domain, field, requested)?;
+        if self.has_any_role(&[Role::Admin, Role::Ops, Role::Storefront]) {
+            return Ok(requested);
+        }
+        match requested {
+            None => Ok(Some(self.subject)),
+            Some(id) if id == self.subject => Ok(Some(id)),
+            Some(_) => Err(ServiceError::permission_denied(
+                domain,
+                "CUSTOMER_MISMATCH",
+                format!("a customer token acts for its own customer only ({field})"),
+            )),
+        }
+    }
+
     /// Resolves the workspace a request names: empty means the caller's own; another workspace is
     /// allowed only for platform-admin, and otherwise looks exactly like a missing one.
     pub fn target_workspace(

@@ -14,6 +14,16 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest wait between two attempts at one item.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
+/// A `(workspace_id, id)` key as background jobs log it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Item(pub uuid::Uuid, pub uuid::Uuid);
+
+impl Display for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.0, self.1)
+    }
+}
+
 /// When each failing item of one job may be tried again.
 #[derive(Debug)]
 pub struct ItemBackoff<K> {

@@ -275,6 +275,39 @@ fn classify_code(code: &str) -> DbErrorKind {
     }
 }
 
+/// Inserts one row of any table. Callers check uniqueness in their transaction first, so a
+/// unique violation means a concurrent insert committed: the transaction is run again (and then
+/// sees that row).
+pub async fn insert<A, C>(connection: &C, row: A) -> Result<(), ServiceError>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+    C: ConnectionTrait,
+{
+    use sea_orm::EntityTrait;
+    match <A::Entity as EntityTrait>::insert(row)
+        .exec_without_returning(connection)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) if is_unique_violation(&error) => Err(ServiceError::retryable_conflict(error)),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Stores the changed fields of one row (its key must be set).
+pub async fn update<A, C>(connection: &C, row: A) -> Result<(), ServiceError>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+    <A::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+    C: ConnectionTrait,
+{
+    use sea_orm::EntityTrait;
+    <A::Entity as EntityTrait>::update(row)
+        .exec(connection)
+        .await?;
+    Ok(())
+}
+
 /// True when `error` is a unique-key violation.
 pub fn is_unique_violation(error: &DbErr) -> bool {
     classify(error) == DbErrorKind::UniqueViolation

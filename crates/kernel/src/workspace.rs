@@ -49,15 +49,17 @@ pub enum Module {
     Ledger,
     MaterialPromotion,
     Marketing,
+    Growth,
     RevenueSplit,
     Payouts,
 }
 
 impl Module {
-    pub const ALL: [Module; 5] = [
+    pub const ALL: [Module; 6] = [
         Module::Ledger,
         Module::MaterialPromotion,
         Module::Marketing,
+        Module::Growth,
         Module::RevenueSplit,
         Module::Payouts,
     ];
@@ -67,6 +69,7 @@ impl Module {
             Module::Ledger => "ledger",
             Module::MaterialPromotion => "material_promotion",
             Module::Marketing => "marketing",
+            Module::Growth => "growth",
             Module::RevenueSplit => "revenue_split",
             Module::Payouts => "payouts",
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kernel::clock::parse_timestamp;
 use kernel::ids::parse_uuid;
 use kernel::pagination::{PageToken, decode_uuid_cursor, finish_page, page_size};
-use kernel::{IdempotencyKey, Principal, Role, ServiceError, Violations};
+use kernel::{IdempotencyKey, Principal, ServiceError, Violations};
 use proto::marketing::v1 as pb;
 use proto::marketing::v1::coupon_service_server::{CouponService, CouponServiceServer};
 use sea_orm::ConnectionTrait;
@@ -190,19 +190,7 @@ pub fn acting_customer(
     field: &str,
     requested: &str,
 ) -> Result<Option<Uuid>, ServiceError> {
-    let requested = kernel::ids::parse_optional_uuid(DOMAIN, field, requested)?;
-    if principal.has_any_role(&[Role::Admin, Role::Ops, Role::Storefront]) {
-        return Ok(requested);
-    }
-    match requested {
-        None => Ok(Some(principal.subject)),
-        Some(id) if id == principal.subject => Ok(Some(id)),
-        Some(_) => Err(ServiceError::permission_denied(
-            DOMAIN,
-            "CUSTOMER_MISMATCH",
-            format!("a customer token acts for its own customer only ({field})"),
-        )),
-    }
+    principal.acting_customer(DOMAIN, field, requested)
 }
 
 /// Issues one coupon inside an open transaction (also used by participation): a free code is

@@ -2,7 +2,7 @@
 //! exact cart pricing served from memory, two-phase redemption that never over-redeems, campaign
 //! participation, storefront displays and daily campaign analytics.
 //!
-//! Where things are: `pricing` is the pure pricing engine and `codes` coupon codes (no I/O);
+//! Where things are: `api` what other domains call inside their transactions; `pricing` is the pure pricing engine and `codes` coupon codes (no I/O);
 //! `model` the resources as pricing sees them and `offer` what a cart is offered; `convert`
 //! the wire format; `store` every query; `snapshot` what EvaluateCart serves from; `loaded` what
 //! redemption and validation read in their transaction; `holds` what a reservation holds and how it
@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analytics;
+pub mod api;
 pub mod batches;
 pub mod campaign_input;
 pub mod campaign_update;

@@ -5,7 +5,7 @@
 //! the credits moved through the ledger from the workspace's promotional account into the
 //! customer's CREDITS wallet, the row, the day's analytics and the event. It is final at once.
 
-use credits_ledger::{Ledger, NewTransfer, SystemAccount, TransferResult};
+use credits_ledger::{Ledger, SystemAccount, TransferResult};
 use kernel::clock::micros_to_timestamp;
 use kernel::money::CREDITS;
 use kernel::{IdempotencyKey, Principal, ServiceError};
@@ -208,45 +208,27 @@ async fn grant_credits(
     credits: i64,
     now: i64,
 ) -> Result<Uuid, ServiceError> {
-    let mut accounts = [Uuid::nil(); 2];
-    for (slot, kind) in accounts.iter_mut().zip([
-        SystemAccount::Promotional,
-        SystemAccount::Wallet(customer_id),
-    ]) {
-        *slot = credits_ledger::accounts::ensure_system_account(
-            &**txn,
-            workspace_id,
-            &kind,
-            CREDITS,
-            now,
-        )
-        .await?;
-    }
-    let transfer = NewTransfer {
-        id: Uuid::now_v7(),
-        debit_account_id: accounts[0],
-        credit_account_id: accounts[1],
-        amount: credits,
-        code: PROMO_CODE_CREDITS.to_owned(),
-        reference: redemption_id.to_string(),
-        pending_id: None,
-        timeout_seconds: 0,
-        flags: 0,
-        metadata: std::collections::BTreeMap::new(),
-    };
-    let id = transfer.id;
-    match Ledger::apply_in(&**txn, workspace_id, &[transfer], now)
-        .await?
-        .first()
+    match Ledger::move_in(
+        &**txn,
+        workspace_id,
+        &SystemAccount::Promotional,
+        &SystemAccount::Wallet(customer_id),
+        CREDITS,
+        credits,
+        PROMO_CODE_CREDITS,
+        redemption_id.to_string(),
+        now,
+    )
+    .await?
     {
-        Some(TransferResult::Created) => Ok(id),
-        Some(TransferResult::Overflows) => Err(ServiceError::failed_precondition(
+        Ok(id) => Ok(id),
+        Err(TransferResult::Overflows) => Err(ServiceError::failed_precondition(
             DOMAIN,
             "AMOUNT_OVERFLOW",
             format!("customers/{customer_id}"),
             "these credits would take the customer's wallet past the ledger's limit",
         )),
-        other => Err(ServiceError::internal(format!(
+        Err(other) => Err(ServiceError::internal(format!(
             "promo code credit transfer failed: {other:?}"
         ))),
     }

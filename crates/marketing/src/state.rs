@@ -17,15 +17,7 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 /// Items one sweep takes on at most, per kind.
 const SWEEP_LIMIT: u64 = 500;
 
-/// A `(workspace_id, id)` key as background jobs log it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Item(pub Uuid, pub Uuid);
-
-impl std::fmt::Display for Item {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.0, self.1)
-    }
-}
+pub use kernel::background::Item;
 
 /// Stripes of the in-process queue that reservations of one hot coupon or campaign wait in.
 const STRIPES: usize = 256;

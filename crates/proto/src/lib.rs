@@ -13,6 +13,15 @@ pub mod admin {
     }
 }
 
+pub mod growth {
+    pub mod v1 {
+        tonic::include_proto!("promo.growth.v1");
+        /// Encoded `FileDescriptorSet` of `promo.growth.v1` and its imports.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            tonic::include_file_descriptor_set!("promo.growth.v1");
+    }
+}
+
 pub mod ledger {
     pub mod v1 {
         tonic::include_proto!("promo.ledger.v1");
@@ -48,6 +57,7 @@ pub const ERROR_DETAILS_FILE_DESCRIPTOR_SET: &[u8] =
 /// Every descriptor set a server built from this crate may register with reflection.
 pub const ALL_FILE_DESCRIPTOR_SETS: &[&[u8]] = &[
     admin::v1::FILE_DESCRIPTOR_SET,
+    growth::v1::FILE_DESCRIPTOR_SET,
     ledger::v1::FILE_DESCRIPTOR_SET,
     marketing::v1::FILE_DESCRIPTOR_SET,
     promotion::v1::FILE_DESCRIPTOR_SET,

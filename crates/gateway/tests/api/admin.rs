@@ -34,6 +34,7 @@ async fn the_default_workspace_exists_with_every_module() {
             "ledger",
             "material_promotion",
             "marketing",
+            "growth",
             "revenue_split",
             "payouts"
         ]

@@ -22,6 +22,10 @@ pub struct TestApp {
     pub promotions: Arc<promotion_core::PromotionCore>,
     /// The running gateway's marketing module (its sweeper, for tests that move the clock).
     pub marketing: Arc<marketing::Marketing>,
+    /// The running gateway's growth module (its sweeper).
+    pub growth: Arc<growth::Growth>,
+    /// Where the HTTP listener (short links) serves.
+    pub http_address: std::net::SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -67,6 +71,7 @@ pub async fn build_app(
         database_url,
         data_dir: data_dir.path().to_path_buf(),
         jwt_secret: TEST_SECRET.to_owned(),
+        http_listen: "127.0.0.1:0".to_owned(),
         ..Config::default()
     };
     customize(&mut config);
@@ -90,6 +95,8 @@ pub async fn spawn_app_with_clock(
     let issuer = app.issuer.clone();
     let promotions = app.promotions.clone();
     let marketing = app.marketing.clone();
+    let growth = app.growth.clone();
+    let http_address = app.http_address.expect("the test gateway serves HTTP");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -110,6 +117,8 @@ pub async fn spawn_app_with_clock(
         channel,
         promotions,
         marketing,
+        growth,
+        http_address,
         shutdown: Some(shutdown),
         server: Some(server),
         _data_dir: data_dir,

@@ -55,37 +55,7 @@ getters! {
     get_participation => participation,
 }
 
-/// Inserts one row of any marketing table. Callers check uniqueness in the transaction first,
-/// so a unique violation means a concurrent insert committed: the transaction runs again.
-pub async fn insert<A, C>(connection: &C, row: A) -> Result<(), ServiceError>
-where
-    A: ActiveModelTrait + Send,
-    C: ConnectionTrait,
-{
-    match <A::Entity as EntityTrait>::insert(row)
-        .exec_without_returning(connection)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(error) if kernel::db::is_unique_violation(&error) => {
-            Err(ServiceError::retryable_conflict(error))
-        }
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// Stores changed fields of one row (its key must be set).
-pub async fn update<A, C>(connection: &C, row: A) -> Result<(), ServiceError>
-where
-    A: ActiveModelTrait + Send,
-    <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
-    C: ConnectionTrait,
-{
-    <A::Entity as EntityTrait>::update(row)
-        .exec(connection)
-        .await?;
-    Ok(())
-}
+pub use kernel::db::{insert, update};
 
 pub async fn group_by_name<C: ConnectionTrait>(
     connection: &C,

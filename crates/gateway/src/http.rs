@@ -1,0 +1,91 @@
+//! The small HTTP listener beside gRPC (SYSTEM.md §8½): `GET /l/{code}` follows a short link —
+//! the click is counted exactly as RecordClick counts it, then the browser is sent on with a 302
+//! to the link's tracking URL. Nothing else is served here.
+//!
+//! The visitor's address is the TCP peer's (put the listener behind a proxy that preserves it,
+//! or terminate there): it is hashed with the user agent into the visitor id and not stored.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kernel::Module;
+use tokio::net::TcpListener;
+
+use crate::directory::WorkspaceDirectory;
+
+#[derive(Clone)]
+struct Routes {
+    growth: Arc<growth::Growth>,
+    directory: Arc<WorkspaceDirectory>,
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> &str {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+}
+
+async fn follow_link(
+    State(routes): State<Routes>,
+    Path(code): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let not_found = || (StatusCode::NOT_FOUND, "no such link\n").into_response();
+    let failed = |error: kernel::ServiceError| {
+        tracing::error!(%error, "following a short link failed");
+        (StatusCode::SERVICE_UNAVAILABLE, "try again\n").into_response()
+    };
+    let link = match growth::links::find_public(&routes.growth, &code).await {
+        Ok(Some(link)) => link,
+        Ok(None) => return not_found(),
+        Err(error) => return failed(error),
+    };
+    match routes.directory.policy(link.workspace_id).await {
+        Ok(Some(policy)) if policy.modules.contains(&Module::Growth) => {}
+        Ok(_) => return not_found(),
+        Err(error) => return failed(error),
+    }
+    let ip = peer.ip().to_string();
+    let input = growth::links::ClickInput {
+        ip: &ip,
+        user_agent: header_text(&headers, header::USER_AGENT),
+        referrer: header_text(&headers, header::REFERER),
+        country: "",
+    };
+    if let Err(error) = growth::links::count_click(&routes.growth, &link, &input).await {
+        // The visitor still gets where they were going; the click is lost and logged.
+        tracing::warn!(%error, "a short-link click was not recorded");
+    }
+    (
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, link.tracking_url.as_str()),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+    )
+        .into_response()
+}
+
+/// Serves the HTTP routes on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    growth: Arc<growth::Growth>,
+    directory: Arc<WorkspaceDirectory>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = axum::Router::new()
+        .route("/l/{code}", get(follow_link))
+        .with_state(Routes { growth, directory });
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

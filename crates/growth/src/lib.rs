@@ -1,0 +1,30 @@
+//! Growth: referral programs with credit or coupon rewards, affiliates whose commissions wait
+//! out a holding period and then land in their wallets (refunds reduce or claw back), channels
+//! and trackable links with honest click counting and conversion attribution, and badges and
+//! leaderboards fed by all of them.
+//!
+//! Where things are: `entity` the tables; `codes` the random codes; `convert` wire helpers;
+//! `rewards` credits and coupons handed out (ledger and marketing); `commissions` the commission
+//! arithmetic, crediting and clawbacks; `metrics` period totals and badge awards; `settings` and
+//! `events` the module's settings section and domain events; `state` the shared state and
+//! sweeper; `referrals`, `affiliates`, `links` and `gamification` the gRPC services.
+#![forbid(unsafe_code)]
+
+pub mod affiliates;
+pub mod codes;
+pub mod commissions;
+pub mod convert;
+pub mod entity;
+pub mod events;
+pub mod gamification;
+pub mod links;
+pub mod metrics;
+pub mod referrals;
+pub mod rewards;
+pub mod settings;
+pub mod state;
+
+pub use crate::state::Growth;
+
+/// The ErrorInfo domain of growth errors.
+pub const DOMAIN: &str = "promo.growth";

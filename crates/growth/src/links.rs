@@ -1,0 +1,711 @@
+//! LinkService: channels, trackable links on a marketing campaign with UTM parameters and a
+//! random short code, honest click counting and conversion attribution.
+//!
+//! Counting: a click counts when its user agent is not a bot's and the visitor (a keyed hash of
+//! address and user agent — the address itself is never stored) has no counted click on the
+//! link within the workspace's dedup window (default an hour, sliding from the last counted
+//! click). The visitor row's conditional update, or its insert for a first visit, decides; two
+//! concurrent clicks of one visitor count once. A counted click is stored (visitor hash, country,
+//! referrer, time) for attribution, and moves the link's count, the campaign's day in marketing's
+//! analytics and the affiliate's month.
+
+use std::sync::Arc;
+
+use kernel::ids::check_text;
+use kernel::{ErrorCode, IdempotencyKey, Principal, ServiceError, Violations};
+use marketing::api::LinkActivity;
+use proto::growth::v1 as pb;
+use proto::growth::v1::link_service_server::{LinkService, LinkServiceServer};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tonic::{Request, Response, Status as GrpcStatus};
+use uuid::Uuid;
+
+use crate::commissions::add_to_month;
+use crate::convert::{days, money, not_found, time};
+use crate::entity::{channel, click, link, link_conversion, visitor};
+use crate::gamification::check_slug;
+use crate::settings::GrowthSettings;
+use crate::state::Growth;
+use crate::{DOMAIN, codes, events};
+
+/// Why a click did not count.
+pub const NOT_COUNTED_DUPLICATE: &str = "CLICK_NOT_COUNTED_DUPLICATE";
+pub const NOT_COUNTED_BOT: &str = "CLICK_NOT_COUNTED_BOT";
+
+pub struct LinkGrpc {
+    core: Arc<Growth>,
+}
+
+pub fn grpc(core: Arc<Growth>) -> LinkServiceServer<LinkGrpc> {
+    LinkServiceServer::new(LinkGrpc { core })
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Utm {
+    source: String,
+    medium: String,
+    campaign: String,
+    term: String,
+    content: String,
+}
+
+impl Utm {
+    fn from_proto(utm: Option<&pb::Utm>) -> Utm {
+        let utm = utm.cloned().unwrap_or_default();
+        Utm {
+            source: utm.source,
+            medium: utm.medium,
+            campaign: utm.campaign,
+            term: utm.term,
+            content: utm.content,
+        }
+    }
+
+    fn to_proto(&self) -> pb::Utm {
+        pb::Utm {
+            source: self.source.clone(),
+            medium: self.medium.clone(),
+            campaign: self.campaign.clone(),
+            term: self.term.clone(),
+            content: self.content.clone(),
+        }
+    }
+
+    fn pairs(&self) -> [(&'static str, &str); 5] {
+        [
+            ("utm_source", &self.source),
+            ("utm_medium", &self.medium),
+            ("utm_campaign", &self.campaign),
+            ("utm_term", &self.term),
+            ("utm_content", &self.content),
+        ]
+    }
+
+    fn check(&self, violations: &mut Violations, prefix: &str) {
+        for (name, value) in self.pairs() {
+            let field = format!("{prefix}{}", name.trim_start_matches("utm_"));
+            violations.check(
+                value.chars().count() <= 200,
+                &field,
+                "must be at most 200 characters",
+            );
+            violations.check(
+                !value.chars().any(char::is_control),
+                &field,
+                "must not contain control characters",
+            );
+        }
+    }
+}
+
+/// An absolute http(s) URL with a host, at most 2048 characters.
+pub fn check_url(field: &str, value: &str) -> Result<url::Url, ServiceError> {
+    let invalid = |why: &str| ServiceError::invalid_field(DOMAIN, field, why);
+    if value.len() > 2048 {
+        return Err(invalid("must be at most 2048 characters"));
+    }
+    let parsed = url::Url::parse(value).map_err(|_| invalid("must be an absolute http(s) URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(invalid("must be an absolute http(s) URL"));
+    }
+    Ok(parsed)
+}
+
+/// The destination with the UTM parameters that are set added to its query (form-encoded; a
+/// parameter of the same name already there is replaced).
+fn tracking_url(mut destination: url::Url, utm: &Utm) -> String {
+    let names: Vec<&str> = utm
+        .pairs()
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, _)| *name)
+        .collect();
+    let kept: Vec<(String, String)> = destination
+        .query_pairs()
+        .filter(|(name, _)| !names.contains(&name.as_ref()))
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    {
+        let mut query = destination.query_pairs_mut();
+        query.clear();
+        for (name, value) in &kept {
+            query.append_pair(name, value);
+        }
+        for (name, value) in utm.pairs() {
+            if !value.is_empty() {
+                query.append_pair(name, value);
+            }
+        }
+    }
+    if destination.query() == Some("") {
+        destination.set_query(None);
+    }
+    destination.to_string()
+}
+
+fn channel_to_proto(row: &channel::Model) -> pb::Channel {
+    pb::Channel {
+        id: row.id.to_string(),
+        code: row.code.clone(),
+        name: row.name.clone(),
+        channel_type: row.channel_type,
+        create_time: time(row.created_at),
+        update_time: time(row.updated_at),
+    }
+}
+
+fn link_to_proto(core: &Growth, row: &link::Model) -> Result<pb::Link, ServiceError> {
+    let utm: Utm = kernel::db::json_column("growth_link", row.id, "utm", &row.utm)?;
+    Ok(pb::Link {
+        id: row.id.to_string(),
+        campaign_id: row.campaign_id.to_string(),
+        channel_id: row.channel_id.to_string(),
+        affiliate_id: row
+            .affiliate_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        name: row.name.clone(),
+        destination_url: row.destination_url.clone(),
+        utm: Some(utm.to_proto()),
+        short_code: row.short_code.clone(),
+        short_url: core.short_url(&row.short_code),
+        tracking_url: row.tracking_url.clone(),
+        click_count: row.click_count,
+        conversion_count: row.conversion_count,
+        create_time: time(row.created_at),
+        update_time: time(row.updated_at),
+    })
+}
+
+/// A link by short code: of one workspace (gRPC), or of any (the public `/l/{code}` route).
+async fn link_by_code<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Option<Uuid>,
+    code: &str,
+) -> Result<Option<link::Model>, ServiceError> {
+    if !codes::is_short_code(code) {
+        return Ok(None);
+    }
+    let mut query = link::Entity::find().filter(link::Column::ShortCode.eq(code));
+    if let Some(workspace_id) = workspace_id {
+        query = query.filter(link::Column::WorkspaceId.eq(workspace_id));
+    }
+    Ok(query.one(connection).await?)
+}
+
+fn link_not_found() -> ServiceError {
+    not_found("LINK_NOT_FOUND", "link")
+}
+
+/// A click as the caller saw it.
+pub struct ClickInput<'a> {
+    pub ip: &'a str,
+    pub user_agent: &'a str,
+    pub referrer: &'a str,
+    pub country: &'a str,
+}
+
+/// Counts one click on `row` (see the module's doc); returns the reason it did not count.
+pub async fn count_click(
+    core: &Growth,
+    row: &link::Model,
+    input: &ClickInput<'_>,
+) -> Result<Option<&'static str>, ServiceError> {
+    if core.is_bot(input.user_agent) {
+        metrics::counter!("promo_growth_clicks_total", "outcome" => "bot").increment(1);
+        return Ok(Some(NOT_COUNTED_BOT));
+    }
+    let workspace_id = row.workspace_id;
+    let visitor_id = core.visitor(workspace_id, input.ip, input.user_agent);
+    let country: String = input
+        .country
+        .trim()
+        .to_ascii_uppercase()
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .take(2)
+        .collect();
+    let referrer: String = input
+        .referrer
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(2048)
+        .collect();
+    let now = core.now();
+    let (visitor_id, country, referrer) = (&visitor_id, &country, &referrer);
+    let counted = core
+        .context
+        .write(|txn| async move {
+            let window = kernel::settings::of_workspace::<GrowthSettings, _>(&*txn, workspace_id)
+                .await?
+                .click_dedup_window_seconds;
+            let moved = visitor::Entity::update_many()
+                .col_expr(visitor::Column::LastCountedAt, Expr::value(now))
+                .filter(visitor::Column::WorkspaceId.eq(workspace_id))
+                .filter(visitor::Column::LinkId.eq(row.id))
+                .filter(visitor::Column::Visitor.eq(visitor_id))
+                .filter(visitor::Column::LastCountedAt.lte(now - window * 1_000_000))
+                .exec(&*txn)
+                .await?
+                .rows_affected;
+            let counted = moved == 1
+                || visitor::Entity::insert(visitor::ActiveModel {
+                    workspace_id: Set(workspace_id),
+                    link_id: Set(row.id),
+                    visitor: Set(visitor_id.clone()),
+                    last_counted_at: Set(now),
+                })
+                .on_conflict(
+                    OnConflict::columns([
+                        visitor::Column::WorkspaceId,
+                        visitor::Column::LinkId,
+                        visitor::Column::Visitor,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(&*txn)
+                .await?
+                    == 1;
+            if !counted {
+                return Ok((txn, false));
+            }
+            kernel::db::insert(
+                &*txn,
+                click::ActiveModel {
+                    workspace_id: Set(workspace_id),
+                    id: Set(Uuid::now_v7()),
+                    link_id: Set(row.id),
+                    visitor: Set(visitor_id.clone()),
+                    country: Set(country.clone()),
+                    referrer: Set(referrer.clone()),
+                    created_at: Set(now),
+                },
+            )
+            .await?;
+            link::Entity::update_many()
+                .col_expr(
+                    link::Column::ClickCount,
+                    Expr::col(link::Column::ClickCount).add(1),
+                )
+                .filter(link::Column::WorkspaceId.eq(workspace_id))
+                .filter(link::Column::Id.eq(row.id))
+                .exec(&*txn)
+                .await?;
+            core.marketing
+                .add_link_activity(
+                    &*txn,
+                    workspace_id,
+                    row.campaign_id,
+                    LinkActivity {
+                        clicks: 1,
+                        ..LinkActivity::default()
+                    },
+                    now,
+                )
+                .await?;
+            if let Some(affiliate_id) = row.affiliate_id {
+                let month = crate::affiliates::local_month(&*txn, workspace_id, now).await?;
+                add_to_month(&*txn, workspace_id, affiliate_id, &month, [1, 0, 0, 0]).await?;
+            }
+            Ok((txn, true))
+        })
+        .await?;
+    let outcome = if counted { "counted" } else { "duplicate" };
+    metrics::counter!("promo_growth_clicks_total", "outcome" => outcome).increment(1);
+    Ok((!counted).then_some(NOT_COUNTED_DUPLICATE))
+}
+
+/// The link of a short code in any workspace: what the public `/l/{code}` route follows (the
+/// caller checks that the link's workspace has the module on, then counts with [`count_click`]).
+pub async fn find_public(core: &Growth, code: &str) -> Result<Option<link::Model>, ServiceError> {
+    link_by_code(core.context.db.connection(), None, code).await
+}
+
+#[tonic::async_trait]
+impl LinkService for LinkGrpc {
+    async fn create_channel(
+        &self,
+        request: Request<pb::CreateChannelRequest>,
+    ) -> Result<Response<pb::Channel>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let body = request.get_ref();
+        let key = IdempotencyKey::new(DOMAIN, &principal, &body.request_id, "CreateChannel", body)?;
+        let input = body.channel.clone().unwrap_or_default();
+        let mut violations = Violations::new(DOMAIN);
+        check_slug(&mut violations, "channel.code", &input.code);
+        violations.take(
+            "channel.name",
+            check_text(DOMAIN, "channel.name", &input.name, 200, false),
+        );
+        violations.check(
+            matches!(pb::ChannelType::try_from(input.channel_type), Ok(kind) if kind != pb::ChannelType::Unspecified),
+            "channel.channel_type",
+            "must be CHANNEL_TYPE_SOCIAL, _EMAIL, _AFFILIATE, _SEARCH, _DIRECT, _REFERRAL or _OTHER",
+        );
+        violations.finish()?;
+        let now = self.core.now();
+        let row = channel::Model {
+            workspace_id: principal.workspace_id,
+            id: Uuid::now_v7(),
+            code: input.code.clone(),
+            name: input.name.clone(),
+            channel_type: input.channel_type,
+            created_at: now,
+            updated_at: now,
+        };
+        let row = &row;
+        let response = self
+            .core
+            .context
+            .idempotent(&key, |txn| async move {
+                let taken = channel::Entity::find()
+                    .filter(channel::Column::WorkspaceId.eq(row.workspace_id))
+                    .filter(channel::Column::Code.eq(&row.code))
+                    .one(&*txn)
+                    .await?;
+                if taken.is_some() {
+                    return Err(ServiceError::new(
+                        ErrorCode::AlreadyExists,
+                        DOMAIN,
+                        "CHANNEL_CODE_TAKEN",
+                        "another channel of this workspace has this code",
+                    ));
+                }
+                kernel::db::insert(&*txn, channel::ActiveModel::from(row.clone())).await?;
+                Ok((txn, channel_to_proto(row)))
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn create_link(
+        &self,
+        request: Request<pb::CreateLinkRequest>,
+    ) -> Result<Response<pb::Link>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let body = request.get_ref();
+        let key = IdempotencyKey::new(DOMAIN, &principal, &body.request_id, "CreateLink", body)?;
+        let input = body.link.clone().unwrap_or_default();
+        let mut violations = Violations::new(DOMAIN);
+        let campaign_id = violations.uuid("link.campaign_id", &input.campaign_id);
+        let channel_id = violations.uuid("link.channel_id", &input.channel_id);
+        let affiliate_id = violations.optional_uuid("link.affiliate_id", &input.affiliate_id);
+        violations.take(
+            "link.name",
+            check_text(DOMAIN, "link.name", &input.name, 200, false),
+        );
+        let destination = violations.take(
+            "link.destination_url",
+            check_url("link.destination_url", &input.destination_url),
+        );
+        let utm = Utm::from_proto(input.utm.as_ref());
+        utm.check(&mut violations, "link.utm.");
+        violations.finish()?;
+        let (Some(campaign_id), Some(channel_id), Some(destination)) =
+            (campaign_id, channel_id, destination)
+        else {
+            return Err(ServiceError::internal("validated fields missing").into());
+        };
+        let tracking = tracking_url(destination, &utm);
+        let workspace_id = principal.workspace_id;
+        let now = self.core.now();
+        let core = &self.core;
+        let (input, utm, tracking) = (&input, &utm, &tracking);
+        let response = self
+            .core
+            .context
+            .idempotent(&key, |txn| async move {
+                if !core
+                    .marketing
+                    .campaign_exists(&*txn, workspace_id, campaign_id)
+                    .await?
+                {
+                    return Err(not_found("CAMPAIGN_NOT_FOUND", "campaign"));
+                }
+                if channel::Entity::find_by_id((workspace_id, channel_id))
+                    .one(&*txn)
+                    .await?
+                    .is_none()
+                {
+                    return Err(not_found("CHANNEL_NOT_FOUND", "channel"));
+                }
+                if let Some(affiliate_id) = affiliate_id {
+                    crate::affiliates::get_affiliate(&*txn, workspace_id, affiliate_id).await?;
+                }
+                let mut short_code = codes::short_code();
+                for _ in 0..8 {
+                    if link_by_code(&*txn, None, &short_code).await?.is_none() {
+                        break;
+                    }
+                    short_code = codes::short_code();
+                }
+                let row = link::Model {
+                    workspace_id,
+                    id: Uuid::now_v7(),
+                    campaign_id,
+                    channel_id,
+                    affiliate_id,
+                    name: input.name.clone(),
+                    destination_url: input.destination_url.clone(),
+                    utm: kernel::db::to_json_column(utm)?,
+                    short_code,
+                    tracking_url: tracking.clone(),
+                    click_count: 0,
+                    conversion_count: 0,
+                    created_at: now,
+                    updated_at: now,
+                };
+                kernel::db::insert(&*txn, link::ActiveModel::from(row.clone())).await?;
+                Ok((txn, link_to_proto(core, &row)?))
+            })
+            .await?;
+        tracing::info!(link_id = %response.id, short_code = %response.short_code, "link created");
+        Ok(Response::new(response))
+    }
+
+    async fn get_link(
+        &self,
+        request: Request<pb::GetLinkRequest>,
+    ) -> Result<Response<pb::Link>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let body = request.get_ref();
+        let connection = self.core.context.db.connection();
+        let row = if body.short_code.is_empty() {
+            let id = kernel::ids::parse_uuid(DOMAIN, "id", &body.id)?;
+            link::Entity::find_by_id((principal.workspace_id, id))
+                .one(connection)
+                .await
+                .map_err(ServiceError::from)?
+        } else {
+            link_by_code(connection, Some(principal.workspace_id), &body.short_code).await?
+        };
+        let row = row.ok_or_else(link_not_found)?;
+        Ok(Response::new(link_to_proto(&self.core, &row)?))
+    }
+
+    async fn record_click(
+        &self,
+        request: Request<pb::RecordClickRequest>,
+    ) -> Result<Response<pb::RecordClickResponse>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let body = request.get_ref();
+        let row = link_by_code(
+            self.core.context.db.connection(),
+            Some(principal.workspace_id),
+            &body.short_code,
+        )
+        .await?
+        .ok_or_else(link_not_found)?;
+        let reason = count_click(
+            &self.core,
+            &row,
+            &ClickInput {
+                ip: &body.ip,
+                user_agent: &body.user_agent,
+                referrer: &body.referrer,
+                country: &body.country,
+            },
+        )
+        .await?;
+        Ok(Response::new(pb::RecordClickResponse {
+            redirect_url: row.tracking_url,
+            counted: reason.is_none(),
+            reason: reason.unwrap_or_default().to_owned(),
+        }))
+    }
+
+    async fn record_link_conversion(
+        &self,
+        request: Request<pb::RecordLinkConversionRequest>,
+    ) -> Result<Response<pb::RecordLinkConversionResponse>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let body = request.get_ref();
+        let key = IdempotencyKey::new(
+            DOMAIN,
+            &principal,
+            &body.request_id,
+            "RecordLinkConversion",
+            body,
+        )?;
+        let mut violations = Violations::new(DOMAIN);
+        violations.take(
+            "order_id",
+            check_text(DOMAIN, "order_id", &body.order_id, 128, false),
+        );
+        let amount = violations.take("amount", money("amount", body.amount.as_ref(), true));
+        violations.finish()?;
+        let Some(amount) = amount else {
+            return Err(ServiceError::internal("validated amount missing").into());
+        };
+        let workspace_id = principal.workspace_id;
+        let visitor_id = self
+            .core
+            .visitor(workspace_id, &body.visitor_ip, &body.user_agent);
+        let now = self.core.now();
+        let core = &self.core;
+        let (visitor_id, amount) = (&visitor_id, &amount);
+        let response = self
+            .core
+            .context
+            .idempotent(&key, |txn| async move {
+                let row = link_by_code(&*txn, Some(workspace_id), &body.short_code)
+                    .await?
+                    .ok_or_else(link_not_found)?;
+                let refused = |reason: &str, row: &link::Model| -> Result<_, ServiceError> {
+                    Ok(pb::RecordLinkConversionResponse {
+                        attributed: false,
+                        reason: reason.to_owned(),
+                        click_time: None,
+                        link: Some(link_to_proto(core, row)?),
+                    })
+                };
+                let done = link_conversion::Entity::find_by_id((
+                    workspace_id,
+                    row.id,
+                    body.order_id.clone(),
+                ))
+                .one(&*txn)
+                .await?;
+                if done.is_some() {
+                    let response = refused("ORDER_ALREADY_ATTRIBUTED", &row)?;
+                    return Ok((txn, response));
+                }
+                let window =
+                    kernel::settings::of_workspace::<GrowthSettings, _>(&*txn, workspace_id)
+                        .await?
+                        .link_attribution_days;
+                let last = click::Entity::find()
+                    .filter(click::Column::WorkspaceId.eq(workspace_id))
+                    .filter(click::Column::LinkId.eq(row.id))
+                    .filter(click::Column::Visitor.eq(visitor_id))
+                    .filter(click::Column::CreatedAt.gt(now - days(window)))
+                    .order_by_desc(click::Column::CreatedAt)
+                    .limit(1)
+                    .one(&*txn)
+                    .await?;
+                let Some(last) = last else {
+                    let response = refused("NO_CLICK_IN_WINDOW", &row)?;
+                    return Ok((txn, response));
+                };
+                kernel::db::insert(
+                    &*txn,
+                    link_conversion::ActiveModel {
+                        workspace_id: Set(workspace_id),
+                        link_id: Set(row.id),
+                        order_id: Set(body.order_id.clone()),
+                        click_id: Set(last.id),
+                        currency: Set(amount.asset.code.to_owned()),
+                        amount: Set(amount.amount),
+                        created_at: Set(now),
+                    },
+                )
+                .await?;
+                link::Entity::update_many()
+                    .col_expr(
+                        link::Column::ConversionCount,
+                        Expr::col(link::Column::ConversionCount).add(1),
+                    )
+                    .filter(link::Column::WorkspaceId.eq(workspace_id))
+                    .filter(link::Column::Id.eq(row.id))
+                    .exec(&*txn)
+                    .await?;
+                core.marketing
+                    .add_link_activity(
+                        &*txn,
+                        workspace_id,
+                        row.campaign_id,
+                        LinkActivity {
+                            conversions: 1,
+                            currency: amount.asset.code,
+                            revenue: amount.amount,
+                            ..LinkActivity::default()
+                        },
+                        now,
+                    )
+                    .await?;
+                events::emit(
+                    &txn,
+                    workspace_id,
+                    events::LINK_CONVERTED,
+                    format!("links/{}", row.id),
+                    json!({
+                        "link_id": row.id.to_string(),
+                        "campaign_id": row.campaign_id.to_string(),
+                        "order_id": body.order_id,
+                        "currency": amount.asset.code,
+                        "amount": amount.amount,
+                    }),
+                    now,
+                )
+                .await?;
+                let mut after = row.clone();
+                after.conversion_count += 1;
+                Ok((
+                    txn,
+                    pb::RecordLinkConversionResponse {
+                        attributed: true,
+                        reason: String::new(),
+                        click_time: time(last.created_at),
+                        link: Some(link_to_proto(core, &after)?),
+                    },
+                ))
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracking_urls_encode_utm_values_and_keep_other_parameters() {
+        let destination =
+            check_url("d", "https://shop.example/p?id=7&utm_source=old").expect("url");
+        let utm = Utm {
+            source: "news letter".to_owned(),
+            medium: "email".to_owned(),
+            campaign: "winter&sale=50%".to_owned(),
+            ..Utm::default()
+        };
+        assert_eq!(
+            tracking_url(destination, &utm),
+            "https://shop.example/p?id=7&utm_source=news+letter&utm_medium=email&utm_campaign=winter%26sale%3D50%25"
+        );
+        let bare = check_url("d", "https://shop.example/").expect("url");
+        assert_eq!(tracking_url(bare, &Utm::default()), "https://shop.example/");
+    }
+
+    #[test]
+    fn only_absolute_http_urls_are_destinations() {
+        for bad in [
+            "ftp://x.example/",
+            "javascript:alert(1)",
+            "/relative",
+            "https://",
+            "mailto:a@b.c",
+        ] {
+            assert!(check_url("d", bad).is_err(), "{bad}");
+        }
+        assert!(check_url("d", "http://x.example:8080/a?b=c").is_ok());
+    }
+
+    #[test]
+    fn utm_values_with_control_characters_are_refused() {
+        let mut violations = Violations::new(DOMAIN);
+        Utm {
+            term: "a\nb".to_owned(),
+            ..Utm::default()
+        }
+        .check(&mut violations, "link.utm.");
+        assert_eq!(violations.as_slice()[0].0, "link.utm.term");
+    }
+}
