@@ -158,6 +158,7 @@ pub async fn load(app: App) -> anyhow::Result<()> {
         println!("the demo data set is already loaded");
     }
     let code = crate::demo_shop::load(&app, default.id, now).await?;
+    let demo_growth = crate::demo_growth::load(&app, default.id, now).await?;
     println!("demo workspace: {} ({})", default.name, default.id);
     println!("demo factory: {DEMO_FACTORY}");
     println!();
@@ -197,6 +198,10 @@ pub async fn load(app: App) -> anyhow::Result<()> {
     );
     println!();
     for line in crate::demo_shop::commands(&promo, listen, &code) {
+        println!("{line}");
+    }
+    println!();
+    for line in crate::demo_growth::commands(&app, listen, &demo_growth) {
         println!("{line}");
     }
     Ok(())

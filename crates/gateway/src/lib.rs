@@ -6,6 +6,7 @@ pub mod access;
 pub mod admin;
 pub mod config;
 pub mod demo;
+pub mod demo_growth;
 pub mod demo_shop;
 pub mod directory;
 pub mod http;

@@ -41,10 +41,9 @@ pub struct App {
     pub marketing: Arc<marketing::Marketing>,
     /// Referrals, affiliates, links and badges.
     pub growth: Arc<growth::Growth>,
-    /// The HTTP listener (short links), bound when `http_listen` is set.
+    /// An HTTP listener handed in before `run` (tests bind port 0 first); otherwise `run` binds
+    /// `http_listen` when it is set.
     http_listener: Option<TcpListener>,
-    /// Its address (the actual port when configured as port 0).
-    pub http_address: Option<std::net::SocketAddr>,
     /// Every domain's workspace settings section (GetSettings/UpdateSettings compose them).
     pub settings: Arc<kernel::settings::Registry>,
     verifier: TokenVerifier,
@@ -92,23 +91,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
     let promotions =
         promotion_core::PromotionCore::start(context.clone(), &secret, config.selection_seed);
     let marketing = marketing::Marketing::start(context.clone());
-    let http_listener = if config.http_listen.is_empty() {
-        None
-    } else {
-        Some(
-            TcpListener::bind(&config.http_listen)
-                .await
-                .with_context(|| format!("binding http_listen {}", config.http_listen))?,
-        )
-    };
-    let http_address = http_listener
-        .as_ref()
-        .map(TcpListener::local_addr)
-        .transpose()?;
-    let short_url_base = match (config.http_public_url.is_empty(), http_address) {
-        (true, Some(address)) => format!("http://{address}"),
-        _ => config.short_url_base(),
-    };
+    let short_url_base = config.short_url_base();
     let growth =
         growth::Growth::start(context.clone(), marketing.clone(), &secret, &short_url_base);
     // Selection and pricing cache their settings: they follow every change.
@@ -126,8 +109,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
         promotions,
         marketing,
         growth,
-        http_listener,
-        http_address,
+        http_listener: None,
         settings,
         verifier,
     })
@@ -189,6 +171,12 @@ impl Registry {
 }
 
 impl App {
+    /// Serves the HTTP routes on `listener` (already bound) instead of binding `http_listen`.
+    pub fn with_http_listener(mut self, listener: TcpListener) -> App {
+        self.http_listener = Some(listener);
+        self
+    }
+
     /// Every domain service this gateway serves, with its descriptor set; `run` serves exactly
     /// these, and the access-table test walks exactly these.
     pub fn registry(&self, directory: Arc<WorkspaceDirectory>) -> Registry {
@@ -310,8 +298,17 @@ impl App {
         let marketing_tasks = tokio::spawn(self.marketing.clone().run_background());
         let growth_tasks = tokio::spawn(self.growth.clone().run_background());
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let http = self.http_listener.take().map(|http_listener| {
-            tracing::info!(address = ?self.http_address, "serving HTTP (short links)");
+        let http_listener = match self.http_listener.take() {
+            Some(listener) => Some(listener),
+            None if !self.config.http_listen.is_empty() => Some(
+                TcpListener::bind(&self.config.http_listen)
+                    .await
+                    .with_context(|| format!("binding http_listen {}", self.config.http_listen))?,
+            ),
+            None => None,
+        };
+        let http = http_listener.map(|http_listener| {
+            tracing::info!(address = ?http_listener.local_addr().ok(), "serving HTTP (short links)");
             tokio::spawn(crate::http::serve(
                 http_listener,
                 self.growth.clone(),

@@ -328,6 +328,105 @@ pub async fn find_public(core: &Growth, code: &str) -> Result<Option<link::Model
     link_by_code(core.context.db.connection(), None, code).await
 }
 
+/// A link request checked whole: what [`insert_link`] stores.
+pub struct PreparedLink {
+    campaign_id: Uuid,
+    channel_id: Uuid,
+    affiliate_id: Option<Uuid>,
+    name: String,
+    destination_url: String,
+    utm: Utm,
+    tracking_url: String,
+}
+
+/// Checks a link's fields (ids, name, an http(s) destination, UTM values without control
+/// characters) and builds its tracking URL.
+pub fn prepare_link(input: Option<&pb::Link>) -> Result<PreparedLink, ServiceError> {
+    let input = input.cloned().unwrap_or_default();
+    let mut violations = Violations::new(DOMAIN);
+    let campaign_id = violations.uuid("link.campaign_id", &input.campaign_id);
+    let channel_id = violations.uuid("link.channel_id", &input.channel_id);
+    let affiliate_id = violations.optional_uuid("link.affiliate_id", &input.affiliate_id);
+    violations.take(
+        "link.name",
+        check_text(DOMAIN, "link.name", &input.name, 200, false),
+    );
+    let destination = violations.take(
+        "link.destination_url",
+        check_url("link.destination_url", &input.destination_url),
+    );
+    let utm = Utm::from_proto(input.utm.as_ref());
+    utm.check(&mut violations, "link.utm.");
+    violations.finish()?;
+    let (Some(campaign_id), Some(channel_id), Some(destination)) =
+        (campaign_id, channel_id, destination)
+    else {
+        return Err(ServiceError::internal("validated fields missing"));
+    };
+    Ok(PreparedLink {
+        campaign_id,
+        channel_id,
+        affiliate_id,
+        name: input.name,
+        destination_url: input.destination_url,
+        tracking_url: tracking_url(destination, &utm),
+        utm,
+    })
+}
+
+/// Stores a prepared link in the open transaction: its campaign (in marketing), channel and
+/// affiliate must exist in the workspace; the short code is drawn until free in every workspace.
+pub async fn insert_link(
+    core: &Growth,
+    txn: &kernel::WriteTxn,
+    workspace_id: Uuid,
+    prepared: &PreparedLink,
+    now: i64,
+) -> Result<link::Model, ServiceError> {
+    if !core
+        .marketing
+        .campaign_exists(&**txn, workspace_id, prepared.campaign_id)
+        .await?
+    {
+        return Err(not_found("CAMPAIGN_NOT_FOUND", "campaign"));
+    }
+    if channel::Entity::find_by_id((workspace_id, prepared.channel_id))
+        .one(&**txn)
+        .await?
+        .is_none()
+    {
+        return Err(not_found("CHANNEL_NOT_FOUND", "channel"));
+    }
+    if let Some(affiliate_id) = prepared.affiliate_id {
+        crate::affiliates::get_affiliate(&**txn, workspace_id, affiliate_id).await?;
+    }
+    let mut short_code = codes::short_code();
+    for _ in 0..8 {
+        if link_by_code(&**txn, None, &short_code).await?.is_none() {
+            break;
+        }
+        short_code = codes::short_code();
+    }
+    let row = link::Model {
+        workspace_id,
+        id: Uuid::now_v7(),
+        campaign_id: prepared.campaign_id,
+        channel_id: prepared.channel_id,
+        affiliate_id: prepared.affiliate_id,
+        name: prepared.name.clone(),
+        destination_url: prepared.destination_url.clone(),
+        utm: kernel::db::to_json_column(&prepared.utm)?,
+        short_code,
+        tracking_url: prepared.tracking_url.clone(),
+        click_count: 0,
+        conversion_count: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    kernel::db::insert(&**txn, link::ActiveModel::from(row.clone())).await?;
+    Ok(row)
+}
+
 #[tonic::async_trait]
 impl LinkService for LinkGrpc {
     async fn create_channel(
@@ -392,77 +491,15 @@ impl LinkService for LinkGrpc {
         let principal = Principal::of(&request)?.clone();
         let body = request.get_ref();
         let key = IdempotencyKey::new(DOMAIN, &principal, &body.request_id, "CreateLink", body)?;
-        let input = body.link.clone().unwrap_or_default();
-        let mut violations = Violations::new(DOMAIN);
-        let campaign_id = violations.uuid("link.campaign_id", &input.campaign_id);
-        let channel_id = violations.uuid("link.channel_id", &input.channel_id);
-        let affiliate_id = violations.optional_uuid("link.affiliate_id", &input.affiliate_id);
-        violations.take(
-            "link.name",
-            check_text(DOMAIN, "link.name", &input.name, 200, false),
-        );
-        let destination = violations.take(
-            "link.destination_url",
-            check_url("link.destination_url", &input.destination_url),
-        );
-        let utm = Utm::from_proto(input.utm.as_ref());
-        utm.check(&mut violations, "link.utm.");
-        violations.finish()?;
-        let (Some(campaign_id), Some(channel_id), Some(destination)) =
-            (campaign_id, channel_id, destination)
-        else {
-            return Err(ServiceError::internal("validated fields missing").into());
-        };
-        let tracking = tracking_url(destination, &utm);
+        let prepared = prepare_link(body.link.as_ref())?;
         let workspace_id = principal.workspace_id;
         let now = self.core.now();
-        let core = &self.core;
-        let (input, utm, tracking) = (&input, &utm, &tracking);
+        let (core, prepared) = (&self.core, &prepared);
         let response = self
             .core
             .context
             .idempotent(&key, |txn| async move {
-                if !core
-                    .marketing
-                    .campaign_exists(&*txn, workspace_id, campaign_id)
-                    .await?
-                {
-                    return Err(not_found("CAMPAIGN_NOT_FOUND", "campaign"));
-                }
-                if channel::Entity::find_by_id((workspace_id, channel_id))
-                    .one(&*txn)
-                    .await?
-                    .is_none()
-                {
-                    return Err(not_found("CHANNEL_NOT_FOUND", "channel"));
-                }
-                if let Some(affiliate_id) = affiliate_id {
-                    crate::affiliates::get_affiliate(&*txn, workspace_id, affiliate_id).await?;
-                }
-                let mut short_code = codes::short_code();
-                for _ in 0..8 {
-                    if link_by_code(&*txn, None, &short_code).await?.is_none() {
-                        break;
-                    }
-                    short_code = codes::short_code();
-                }
-                let row = link::Model {
-                    workspace_id,
-                    id: Uuid::now_v7(),
-                    campaign_id,
-                    channel_id,
-                    affiliate_id,
-                    name: input.name.clone(),
-                    destination_url: input.destination_url.clone(),
-                    utm: kernel::db::to_json_column(utm)?,
-                    short_code,
-                    tracking_url: tracking.clone(),
-                    click_count: 0,
-                    conversion_count: 0,
-                    created_at: now,
-                    updated_at: now,
-                };
-                kernel::db::insert(&*txn, link::ActiveModel::from(row.clone())).await?;
+                let row = insert_link(core, &txn, workspace_id, prepared, now).await?;
                 Ok((txn, link_to_proto(core, &row)?))
             })
             .await?;

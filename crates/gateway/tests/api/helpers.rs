@@ -71,7 +71,6 @@ pub async fn build_app(
         database_url,
         data_dir: data_dir.path().to_path_buf(),
         jwt_secret: TEST_SECRET.to_owned(),
-        http_listen: "127.0.0.1:0".to_owned(),
         ..Config::default()
     };
     customize(&mut config);
@@ -85,7 +84,19 @@ pub async fn spawn_app_with_clock(
     customize: impl FnOnce(&mut Config),
     clock: Arc<dyn Clock>,
 ) -> TestApp {
-    let (app, data_dir) = build_app(customize, clock).await;
+    let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind HTTP");
+    let http_address = http_listener.local_addr().expect("HTTP address");
+    let (app, data_dir) = build_app(
+        |config| {
+            config.http_listen = http_address.to_string();
+            customize(config);
+        },
+        clock,
+    )
+    .await;
+    let app = app.with_http_listener(http_listener);
     let database_url = app.config.database_url();
     let default_workspace = kernel::workspace::find_by_name(app.context.db.connection(), "default")
         .await
@@ -96,7 +107,6 @@ pub async fn spawn_app_with_clock(
     let promotions = app.promotions.clone();
     let marketing = app.marketing.clone();
     let growth = app.growth.clone();
-    let http_address = app.http_address.expect("the test gateway serves HTTP");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
