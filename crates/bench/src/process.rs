@@ -107,6 +107,14 @@ pub async fn wait_for_port(address: &str) -> anyhow::Result<Channel> {
 }
 
 pub async fn start_gateway(data_dir: &std::path::Path) -> anyhow::Result<Server> {
+    start_gateway_with(data_dir, &[]).await
+}
+
+/// [`start_gateway`] with more `PROMO_*` environment (a database URL, an HTTP listener).
+pub async fn start_gateway_with(
+    data_dir: &std::path::Path,
+    environment: &[(&str, String)],
+) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -120,6 +128,7 @@ pub async fn start_gateway(data_dir: &std::path::Path) -> anyhow::Result<Server>
         .env("PROMO_LIMITS__MAX_CONCURRENT_REQUESTS", "100000")
         .env("PROMO_LIMITS__MAX_MESSAGE_BYTES", "67108864")
         .env("RUST_LOG", "warn")
+        .envs(environment.iter().map(|(name, value)| (*name, value.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
