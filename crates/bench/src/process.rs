@@ -128,7 +128,11 @@ pub async fn start_gateway_with(
         .env("PROMO_LIMITS__MAX_CONCURRENT_REQUESTS", "100000")
         .env("PROMO_LIMITS__MAX_MESSAGE_BYTES", "67108864")
         .env("RUST_LOG", "warn")
-        .envs(environment.iter().map(|(name, value)| (*name, value.as_str())))
+        .envs(
+            environment
+                .iter()
+                .map(|(name, value)| (*name, value.as_str())),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;

@@ -4,13 +4,14 @@
 //! leaderboards fed by all of them.
 //!
 //! Where things are: `entity` the tables; `codes` the random codes; `convert` wire helpers;
-//! `rewards` credits and coupons handed out (ledger and marketing); `commissions` the commission
+//! `rewards` credits and coupons handed out (ledger and marketing); `clicks` the click writer and its caches; `commissions` the commission
 //! arithmetic, crediting and clawbacks; `metrics` period totals and badge awards; `settings` and
 //! `events` the module's settings section and domain events; `state` the shared state and
 //! sweeper; `referrals`, `affiliates`, `links` and `gamification` the gRPC services.
 #![forbid(unsafe_code)]
 
 pub mod affiliates;
+pub mod clicks;
 pub mod codes;
 pub mod commissions;
 pub mod convert;

@@ -16,7 +16,7 @@ use kernel::{ErrorCode, IdempotencyKey, Principal, ServiceError, Violations};
 use marketing::api::LinkActivity;
 use proto::growth::v1 as pb;
 use proto::growth::v1::link_service_server::{LinkService, LinkServiceServer};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -26,9 +26,9 @@ use serde_json::json;
 use tonic::{Request, Response, Status as GrpcStatus};
 use uuid::Uuid;
 
-use crate::commissions::add_to_month;
+use crate::clicks::PendingClick;
 use crate::convert::{days, money, not_found, time};
-use crate::entity::{channel, click, link, link_conversion, visitor};
+use crate::entity::{channel, click, link, link_conversion};
 use crate::gamification::check_slug;
 use crate::settings::GrowthSettings;
 use crate::state::Growth;
@@ -211,10 +211,11 @@ pub struct ClickInput<'a> {
     pub country: &'a str,
 }
 
-/// Counts one click on `row` (see the module's doc); returns the reason it did not count.
+/// Counts one click on `row` (see the module's doc and `clicks`); returns the reason it did not
+/// count.
 pub async fn count_click(
     core: &Growth,
-    row: &link::Model,
+    row: &Arc<link::Model>,
     input: &ClickInput<'_>,
 ) -> Result<Option<&'static str>, ServiceError> {
     if core.is_bot(input.user_agent) {
@@ -222,101 +223,38 @@ pub async fn count_click(
         return Ok(Some(NOT_COUNTED_BOT));
     }
     let workspace_id = row.workspace_id;
-    let visitor_id = core.visitor(workspace_id, input.ip, input.user_agent);
-    let country: String = input
-        .country
-        .trim()
-        .to_ascii_uppercase()
-        .chars()
-        .filter(char::is_ascii_alphabetic)
-        .take(2)
-        .collect();
-    let referrer: String = input
-        .referrer
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(2048)
-        .collect();
+    let visitor = core.visitor(workspace_id, input.ip, input.user_agent);
     let now = core.now();
-    let (visitor_id, country, referrer) = (&visitor_id, &country, &referrer);
-    let counted = core
-        .context
-        .write(|txn| async move {
-            let window = kernel::settings::of_workspace::<GrowthSettings, _>(&*txn, workspace_id)
-                .await?
-                .click_dedup_window_seconds;
-            let moved = visitor::Entity::update_many()
-                .col_expr(visitor::Column::LastCountedAt, Expr::value(now))
-                .filter(visitor::Column::WorkspaceId.eq(workspace_id))
-                .filter(visitor::Column::LinkId.eq(row.id))
-                .filter(visitor::Column::Visitor.eq(visitor_id))
-                .filter(visitor::Column::LastCountedAt.lte(now - window * 1_000_000))
-                .exec(&*txn)
-                .await?
-                .rows_affected;
-            let counted = moved == 1
-                || visitor::Entity::insert(visitor::ActiveModel {
-                    workspace_id: Set(workspace_id),
-                    link_id: Set(row.id),
-                    visitor: Set(visitor_id.clone()),
-                    last_counted_at: Set(now),
-                })
-                .on_conflict(
-                    OnConflict::columns([
-                        visitor::Column::WorkspaceId,
-                        visitor::Column::LinkId,
-                        visitor::Column::Visitor,
-                    ])
-                    .do_nothing()
-                    .to_owned(),
-                )
-                .exec_without_returning(&*txn)
-                .await?
-                    == 1;
-            if !counted {
-                return Ok((txn, false));
-            }
-            kernel::db::insert(
-                &*txn,
-                click::ActiveModel {
-                    workspace_id: Set(workspace_id),
-                    id: Set(Uuid::now_v7()),
-                    link_id: Set(row.id),
-                    visitor: Set(visitor_id.clone()),
-                    country: Set(country.clone()),
-                    referrer: Set(referrer.clone()),
-                    created_at: Set(now),
-                },
-            )
+    let window = core
+        .clicks
+        .settings(core.context.db.connection(), workspace_id)
+        .await?
+        .click_dedup_window_seconds
+        .saturating_mul(1_000_000);
+    let counted = !core.clicks.seen_recently(row.id, &visitor, now, window)
+        && core
+            .clicks
+            .submit(PendingClick {
+                workspace_id,
+                link: row.clone(),
+                visitor,
+                country: input
+                    .country
+                    .trim()
+                    .to_ascii_uppercase()
+                    .chars()
+                    .filter(char::is_ascii_alphabetic)
+                    .take(2)
+                    .collect(),
+                referrer: input
+                    .referrer
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(2048)
+                    .collect(),
+                at: now,
+            })
             .await?;
-            link::Entity::update_many()
-                .col_expr(
-                    link::Column::ClickCount,
-                    Expr::col(link::Column::ClickCount).add(1),
-                )
-                .filter(link::Column::WorkspaceId.eq(workspace_id))
-                .filter(link::Column::Id.eq(row.id))
-                .exec(&*txn)
-                .await?;
-            core.marketing
-                .add_link_activity(
-                    &*txn,
-                    workspace_id,
-                    row.campaign_id,
-                    LinkActivity {
-                        clicks: 1,
-                        ..LinkActivity::default()
-                    },
-                    now,
-                )
-                .await?;
-            if let Some(affiliate_id) = row.affiliate_id {
-                let month = crate::affiliates::local_month(&*txn, workspace_id, now).await?;
-                add_to_month(&*txn, workspace_id, affiliate_id, &month, [1, 0, 0, 0]).await?;
-            }
-            Ok((txn, true))
-        })
-        .await?;
     let outcome = if counted { "counted" } else { "duplicate" };
     metrics::counter!("promo_growth_clicks_total", "outcome" => outcome).increment(1);
     Ok((!counted).then_some(NOT_COUNTED_DUPLICATE))
@@ -324,8 +262,14 @@ pub async fn count_click(
 
 /// The link of a short code in any workspace: what the public `/l/{code}` route follows (the
 /// caller checks that the link's workspace has the module on, then counts with [`count_click`]).
-pub async fn find_public(core: &Growth, code: &str) -> Result<Option<link::Model>, ServiceError> {
-    link_by_code(core.context.db.connection(), None, code).await
+pub async fn find_public(
+    core: &Growth,
+    code: &str,
+) -> Result<Option<Arc<link::Model>>, ServiceError> {
+    if !codes::is_short_code(code) {
+        return Ok(None);
+    }
+    core.clicks.link(core.context.db.connection(), code).await
 }
 
 /// A link request checked whole: what [`insert_link`] stores.
@@ -533,13 +477,10 @@ impl LinkService for LinkGrpc {
     ) -> Result<Response<pb::RecordClickResponse>, GrpcStatus> {
         let principal = Principal::of(&request)?;
         let body = request.get_ref();
-        let row = link_by_code(
-            self.core.context.db.connection(),
-            Some(principal.workspace_id),
-            &body.short_code,
-        )
-        .await?
-        .ok_or_else(link_not_found)?;
+        let row = find_public(&self.core, &body.short_code)
+            .await?
+            .filter(|row| row.workspace_id == principal.workspace_id)
+            .ok_or_else(link_not_found)?;
         let reason = count_click(
             &self.core,
             &row,
@@ -552,7 +493,7 @@ impl LinkService for LinkGrpc {
         )
         .await?;
         Ok(Response::new(pb::RecordClickResponse {
-            redirect_url: row.tracking_url,
+            redirect_url: row.tracking_url.clone(),
             counted: reason.is_none(),
             reason: reason.unwrap_or_default().to_owned(),
         }))

@@ -26,6 +26,8 @@ pub struct Growth {
     bots: isbot::Bots,
     /// What short URLs start with (`http://host:port`; empty: the path alone).
     short_url_base: String,
+    /// The click writer and its caches.
+    pub(crate) clicks: Arc<crate::clicks::ClickCounter>,
 }
 
 impl Growth {
@@ -45,6 +47,7 @@ impl Growth {
             Err(_) => secret.to_vec(),
         };
         Arc::new(Growth {
+            clicks: crate::clicks::ClickCounter::start(context.clone(), marketing.clone()),
             context,
             marketing,
             visitor_key,

@@ -45,7 +45,10 @@ fn parse_args() -> anyhow::Result<Args> {
     };
     let mut raw = std::env::args().skip(1);
     while let Some(flag) = raw.next() {
-        let mut value = || raw.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"));
+        let mut value = || {
+            raw.next()
+                .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
+        };
         match flag.as_str() {
             "--seconds" => args.seconds = value()?.parse()?,
             "--subjects" => args.subjects = value()?.parse()?,
@@ -73,7 +76,10 @@ async fn start(postgres: Option<&str>) -> anyhow::Result<Child> {
     let data_dir = tempfile::tempdir()?;
     let database_url = match postgres {
         Some(admin) => bench::fresh_postgres_database(admin, "promo_bench_growth").await?,
-        None => format!("sqlite://{}?mode=rwc", data_dir.path().join("promo.db").display()),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.path().join("promo.db").display()
+        ),
     };
     let http = format!(
         "127.0.0.1:{}",
@@ -236,8 +242,14 @@ async fn clicks(args: &Args, postgres: Option<&str>) -> anyhow::Result<serde_jso
         };
         let token = storefront.clone();
         async move {
-            let answer = client.record_click(authed(request, &token)).await?.into_inner();
-            anyhow::ensure!(answer.counted, "a new visitor's click must count: {answer:?}");
+            let answer = client
+                .record_click(authed(request, &token))
+                .await?
+                .into_inner();
+            anyhow::ensure!(
+                answer.counted,
+                "a new visitor's click must count: {answer:?}"
+            );
             anyhow::Ok(())
         }
     };
@@ -347,7 +359,10 @@ async fn main() -> anyhow::Result<()> {
         }
         if args.parts.iter().any(|part| part == "leaderboard") {
             eprintln!("{name}: leaderboard");
-            result.insert("leaderboard".to_owned(), leaderboard(&args, postgres).await?);
+            result.insert(
+                "leaderboard".to_owned(),
+                leaderboard(&args, postgres).await?,
+            );
         }
         databases.insert(name.to_owned(), result.into());
     }

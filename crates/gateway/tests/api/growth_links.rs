@@ -297,3 +297,31 @@ async fn bad_links_are_refused_and_foreign_codes_look_unknown() {
     assert_eq!(denied.code(), Code::PermissionDenied);
     assert_eq!(link_now(&mut growth, &link.short_code).await.click_count, 0);
 }
+
+#[tokio::test]
+async fn concurrent_clicks_count_each_visitor_once() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(|_| {}, clock).await;
+    let mut growth = Growth::new(&app);
+    let link = link_on_campaign(&app, &mut growth).await;
+    // 40 clicks of one visitor and one click each of 40 others, all at once.
+    let calls = (0..80).map(|n| {
+        let mut growth = Growth::new(&app);
+        let code = link.short_code.clone();
+        async move {
+            let ip = if n % 2 == 0 {
+                "203.0.113.1".to_owned()
+            } else {
+                format!("198.51.100.{n}")
+            };
+            growth.click(&code, &ip, BROWSER).await.counted
+        }
+    });
+    let counted = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|counted| *counted)
+        .count();
+    assert_eq!(counted, 41);
+    assert_eq!(link_now(&mut growth, &link.short_code).await.click_count, 41);
+}
