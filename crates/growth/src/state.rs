@@ -130,7 +130,7 @@ impl Growth {
             }
             Err(error) => log_failure("commissions", &error),
         }
-        match crate::referrals::expire_due(self, now, SWEEP_LIMIT).await {
+        match crate::referrals::expire_due(self, now).await {
             Ok(expired) => changed += expired,
             Err(error) => log_failure("referrals", &error),
         }

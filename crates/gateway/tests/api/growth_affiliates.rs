@@ -208,3 +208,49 @@ async fn sales_outside_the_window_or_for_a_suspended_affiliate_earn_nothing_and_
         .expect_err("zero sale");
     assert_eq!(bad_amount.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn the_holding_period_follows_the_workspace_setting() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(|_| {}, clock.clone()).await;
+    let mut growth = Growth::new(&app);
+    let mut admin = proto::admin::v1::workspace_service_client::WorkspaceServiceClient::new(
+        app.channel.clone(),
+    );
+    let update = |holding: i64, window: i64| proto::admin::v1::UpdateSettingsRequest {
+        request_id: request_id(),
+        workspace_id: String::new(),
+        settings: Some(proto::admin::v1::Settings {
+            growth: Some(pb::GrowthSettings {
+                commission_holding_days: holding,
+                referral_link_ttl_days: 30,
+                click_dedup_window_seconds: window,
+                link_attribution_days: 30,
+            }),
+            ..proto::admin::v1::Settings::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["growth".to_owned()],
+        }),
+    };
+    let refused = admin
+        .update_settings(authed(update(7, 0), &growth.admin))
+        .await
+        .expect_err("a dedup window of zero");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    admin
+        .update_settings(authed(update(7, 60), &growth.admin))
+        .await
+        .expect("settings");
+    let partner = Uuid::new_v4();
+    let affiliate = growth.affiliate(&app, partner).await;
+    let sale = growth
+        .sale(&affiliate.code, Uuid::new_v4(), "o-1", 5000)
+        .await
+        .expect("sale");
+    let held = sale.due_time.expect("due").seconds - sale.create_time.expect("created").seconds;
+    assert_eq!(held, 7 * 86_400);
+    clock.advance(days(7));
+    assert_eq!(app.growth.sweep().await, 1);
+    assert_eq!(wallet_balance(&app, partner, "USD").await, 1000);
+}

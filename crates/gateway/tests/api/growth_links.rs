@@ -323,5 +323,8 @@ async fn concurrent_clicks_count_each_visitor_once() {
         .filter(|counted| *counted)
         .count();
     assert_eq!(counted, 41);
-    assert_eq!(link_now(&mut growth, &link.short_code).await.click_count, 41);
+    assert_eq!(
+        link_now(&mut growth, &link.short_code).await.click_count,
+        41
+    );
 }
