@@ -117,11 +117,7 @@ async fn ttl_days<C: ConnectionTrait>(
 }
 
 /// Expires referrals that waited for their order past their time; returns how many.
-pub(crate) async fn expire_due(
-    core: &Growth,
-    now: i64,
-    _limit: u64,
-) -> Result<usize, ServiceError> {
+pub(crate) async fn expire_due(core: &Growth, now: i64) -> Result<usize, ServiceError> {
     let result = referral::Entity::update_many()
         .col_expr(
             referral::Column::Status,
