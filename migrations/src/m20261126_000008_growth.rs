@@ -1,6 +1,6 @@
 //! Growth: referral programs, codes and referrals; affiliates, their attributed customers,
-//! commissions, clawbacks owed and monthly dashboard rows; channels, links, deduplicated visitors,
-//! counted clicks and attributed conversions; badges, awards and metric totals per period (what
+//! commissions, clawbacks owed and monthly dashboard rows; channels, links, deduplicated visitors with
+//! their last counted click, and attributed conversions; badges, awards and metric totals per period (what
 //! leaderboards read). Every tenant table is keyed by (workspace_id, …); link short codes are
 //! unique across workspaces because `GET /l/{code}` carries no workspace.
 
@@ -17,7 +17,6 @@ const TABLES: &[&str] = &[
     "growth_badge_award",
     "growth_badge",
     "growth_link_conversion",
-    "growth_click",
     "growth_visitor",
     "growth_link",
     "growth_channel",
@@ -169,19 +168,15 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             ),
             // The last counted click of a visitor (keyed hash of address and user agent) on a
-            // link: what deduplication compares with.
+            // link, with its country and referrer: what deduplication compares with and what a
+            // conversion is attributed to.
             table_with_key("growth_visitor", &["workspace_id", "link_id", "visitor"])
                 .col(uuid("workspace_id"))
                 .col(uuid("link_id"))
                 .col(string_len("visitor", 32))
                 .col(big_integer("last_counted_at"))
-                .to_owned(),
-            keyed("growth_click")
-                .col(uuid("link_id"))
-                .col(string_len("visitor", 32))
                 .col(string_len("country", 2))
                 .col(string_len("referrer", 2048))
-                .col(big_integer("created_at"))
                 .to_owned(),
             table_with_key(
                 "growth_link_conversion",
@@ -190,7 +185,8 @@ impl MigrationTrait for Migration {
             .col(uuid("workspace_id"))
             .col(uuid("link_id"))
             .col(string_len("order_id", 128))
-            .col(uuid("click_id"))
+            // When the click it was attributed to was counted.
+            .col(big_integer("click_at"))
             .col(string_len("currency", 16))
             .col(big_integer("amount"))
             .col(big_integer("created_at"))
@@ -230,7 +226,7 @@ impl MigrationTrait for Migration {
         for table in tables {
             manager.create_table(table).await?;
         }
-        let indexes: [(&str, &str, &[&str], bool); 16] = [
+        let indexes: [(&str, &str, &[&str], bool); 15] = [
             (
                 "growth_referral_code",
                 "growth_referral_code_code",
@@ -308,12 +304,6 @@ impl MigrationTrait for Migration {
                 "growth_link_short_code",
                 &["short_code"],
                 true,
-            ),
-            (
-                "growth_click",
-                "growth_click_visitor",
-                &["workspace_id", "link_id", "visitor", "created_at"],
-                false,
             ),
             (
                 "growth_badge",

@@ -274,29 +274,8 @@ pub mod visitor {
         #[sea_orm(primary_key, auto_increment = false)]
         pub visitor: String,
         pub last_counted_at: i64,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-pub mod click {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "growth_click")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub workspace_id: Uuid,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        pub link_id: Uuid,
-        pub visitor: String,
         pub country: String,
         pub referrer: String,
-        pub created_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -317,7 +296,7 @@ pub mod link_conversion {
         pub link_id: Uuid,
         #[sea_orm(primary_key, auto_increment = false)]
         pub order_id: String,
-        pub click_id: Uuid,
+        pub click_at: i64,
         pub currency: String,
         pub amount: i64,
         pub created_at: i64,

@@ -5,9 +5,9 @@
 //! address and user agent — the address itself is never stored) has no counted click on the
 //! link within the workspace's dedup window (default an hour, sliding from the last counted
 //! click). The visitor row's conditional update, or its insert for a first visit, decides; two
-//! concurrent clicks of one visitor count once. A counted click is stored (visitor hash, country,
-//! referrer, time) for attribution, and moves the link's count, the campaign's day in marketing's
-//! analytics and the affiliate's month.
+//! concurrent clicks of one visitor count once. The visitor row keeps the last counted click's
+//! time, country and referrer (what a conversion is attributed to); a counted click moves the
+//! link's count, the campaign's day in marketing's analytics and the affiliate's month.
 
 use std::sync::Arc;
 
@@ -17,10 +17,7 @@ use marketing::api::LinkActivity;
 use proto::growth::v1 as pb;
 use proto::growth::v1::link_service_server::{LinkService, LinkServiceServer};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tonic::{Request, Response, Status as GrpcStatus};
@@ -28,7 +25,7 @@ use uuid::Uuid;
 
 use crate::clicks::PendingClick;
 use crate::convert::{days, money, not_found, time};
-use crate::entity::{channel, click, link, link_conversion};
+use crate::entity::{channel, link, link_conversion, visitor};
 use crate::gamification::check_slug;
 use crate::settings::GrowthSettings;
 use crate::state::Growth;
@@ -559,15 +556,10 @@ impl LinkService for LinkGrpc {
                     kernel::settings::of_workspace::<GrowthSettings, _>(&*txn, workspace_id)
                         .await?
                         .link_attribution_days;
-                let last = click::Entity::find()
-                    .filter(click::Column::WorkspaceId.eq(workspace_id))
-                    .filter(click::Column::LinkId.eq(row.id))
-                    .filter(click::Column::Visitor.eq(visitor_id))
-                    .filter(click::Column::CreatedAt.gt(now - days(window)))
-                    .order_by_desc(click::Column::CreatedAt)
-                    .limit(1)
+                let last = visitor::Entity::find_by_id((workspace_id, row.id, visitor_id.clone()))
                     .one(&*txn)
-                    .await?;
+                    .await?
+                    .filter(|last| last.last_counted_at > now - days(window));
                 let Some(last) = last else {
                     let response = refused("NO_CLICK_IN_WINDOW", &row)?;
                     return Ok((txn, response));
@@ -578,7 +570,7 @@ impl LinkService for LinkGrpc {
                         workspace_id: Set(workspace_id),
                         link_id: Set(row.id),
                         order_id: Set(body.order_id.clone()),
-                        click_id: Set(last.id),
+                        click_at: Set(last.last_counted_at),
                         currency: Set(amount.asset.code.to_owned()),
                         amount: Set(amount.amount),
                         created_at: Set(now),
@@ -630,7 +622,7 @@ impl LinkService for LinkGrpc {
                     pb::RecordLinkConversionResponse {
                         attributed: true,
                         reason: String::new(),
-                        click_time: time(last.created_at),
+                        click_time: time(last.last_counted_at),
                         link: Some(link_to_proto(core, &after)?),
                     },
                 ))

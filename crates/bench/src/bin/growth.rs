@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-const CLICK_CLIENTS: usize = 32;
+const CLICK_CLIENTS: usize = 256;
 const BOARD_CLIENTS: usize = 8;
 const METRIC: &str = "bench_score";
 
