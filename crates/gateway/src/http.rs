@@ -82,6 +82,12 @@ pub async fn serve(
     let router = axum::Router::new()
         .route("/l/{code}", get(follow_link))
         .with_state(Routes { growth, directory });
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not turn Nagle's algorithm off");
+        }
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -333,7 +333,7 @@ impl App {
         let drained = tonic::transport::Server::builder()
             .layer(GatewayLayer::new(policy))
             .add_routes(registry.routes.routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(incoming_without_delay(listener), async {
                 shutdown.await;
                 tracing::info!("shutting down: draining in-flight calls");
                 for name in &registry.service_names {
@@ -373,6 +373,22 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The accepted connections with Nagle's algorithm off: a response is written as several frames
+/// (headers, data, trailers), and holding the last one back until the client's delayed ACK would
+/// add tens of milliseconds to every call whose answer does not fit one segment.
+fn incoming_without_delay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not turn Nagle's algorithm off");
+        }
+        Ok(stream)
+    })
 }
 
 /// Deletes idempotency records past their retention, every few minutes; a failed sweep is logged,

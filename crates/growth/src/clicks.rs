@@ -57,10 +57,13 @@ struct Job {
     reply: oneshot::Sender<Result<bool, ServiceError>>,
 }
 
+/// A cached read: when it was made, and what it found (`None`: no such link).
+type CachedLink = (Instant, Option<Arc<link::Model>>);
+
 /// The click writer and its caches.
 pub struct ClickCounter {
     queue: mpsc::Sender<Job>,
-    links: Mutex<HashMap<String, (Instant, Option<Arc<link::Model>>)>>,
+    links: Mutex<HashMap<String, CachedLink>>,
     settings: Mutex<HashMap<Uuid, (Instant, GrowthSettings)>>,
     /// (link, visitor) → when this replica last saw it counted.
     recent: Mutex<HashMap<(Uuid, String), i64>>,

@@ -27,6 +27,8 @@ use uuid::Uuid;
 
 const CLICK_CLIENTS: usize = 256;
 const BOARD_CLIENTS: usize = 8;
+/// The fixed rate at which leaderboard latency is read (calls/s over all clients).
+const BOARD_RATE: u64 = 500;
 const METRIC: &str = "bench_score";
 
 struct Args {
@@ -329,8 +331,15 @@ async fn leaderboard(args: &Args, postgres: Option<&str>) -> anyhow::Result<serd
         };
         eprintln!("gateway: GetLeaderboard {name}");
         let (calls, elapsed, latencies) =
-            bench::process::drive(BOARD_CLIENTS, args.seconds, None, read).await?;
-        results.insert(name.to_owned(), summary(calls, elapsed, &latencies));
+            bench::process::drive(BOARD_CLIENTS, args.seconds, None, read.clone()).await?;
+        let closed = summary(calls, elapsed, &latencies);
+        let (calls, elapsed, latencies) =
+            bench::process::drive(BOARD_CLIENTS, args.seconds, Some(BOARD_RATE), read).await?;
+        let fixed = summary(calls, elapsed, &latencies);
+        results.insert(
+            name.to_owned(),
+            serde_json::json!({ "closed_loop": closed, "fixed_rate": fixed }),
+        );
     }
     drop(child);
     Ok(serde_json::json!({
@@ -390,7 +399,7 @@ async fn main() -> anyhow::Result<()> {
         "targets": {
             "clicks_per_second": ">= 20000 (RecordClick and GET /l/{code}, dedup on)",
             "click_cpu_ratio": "<= 3 (server CPU per click / bare tonic call)",
-            "leaderboard_page_of_100_over_1000000_p99_ms": "<= 5",
+            "leaderboard_page_of_100_over_1000000_p99_ms": "<= 5 (at the fixed rate)",
         },
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
