@@ -328,3 +328,39 @@ async fn concurrent_clicks_count_each_visitor_once() {
         41
     );
 }
+
+#[tokio::test]
+async fn a_workspace_without_growth_has_no_short_links() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(|_| {}, clock).await;
+    let mut growth = Growth::new(&app);
+    let link = link_on_campaign(&app, &mut growth).await;
+    let path = format!("/l/{}", link.short_code);
+    assert_eq!(http_get(&app, &path, BROWSER).await.status, 302);
+    proto::admin::v1::workspace_service_client::WorkspaceServiceClient::new(app.channel.clone())
+        .set_modules(authed(
+            proto::admin::v1::SetModulesRequest {
+                request_id: request_id(),
+                workspace_id: app.default_workspace.to_string(),
+                modules: vec!["marketing".to_owned()],
+            },
+            &app.token(&[Role::PlatformAdmin]),
+        ))
+        .await
+        .expect("growth off");
+    assert_eq!(http_get(&app, &path, OTHER_BROWSER).await.status, 404);
+    let refused = growth
+        .links
+        .record_click(authed(
+            pb::RecordClickRequest {
+                short_code: link.short_code.clone(),
+                ip: "203.0.113.7".to_owned(),
+                user_agent: OTHER_BROWSER.to_owned(),
+                ..Default::default()
+            },
+            &growth.storefront,
+        ))
+        .await
+        .expect_err("module off");
+    assert_eq!(reason(&refused), "MODULE_DISABLED");
+}
