@@ -126,6 +126,8 @@ pub async fn start_gateway_with(
         .env("PROMO_LIMITS__RATE_LIMIT_PER_SECOND", "10000000")
         .env("PROMO_LIMITS__RATE_LIMIT_BURST", "100000000")
         .env("PROMO_LIMITS__MAX_CONCURRENT_REQUESTS", "100000")
+        .env("PROMO_LIMITS__HTTP_RATE_LIMIT_PER_SECOND", "10000000")
+        .env("PROMO_LIMITS__HTTP_RATE_LIMIT_BURST", "100000000")
         .env("PROMO_LIMITS__MAX_MESSAGE_BYTES", "67108864")
         .env("RUST_LOG", "warn")
         .envs(

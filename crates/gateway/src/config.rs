@@ -75,6 +75,10 @@ pub struct Limits {
     pub service_rate_limit_per_second: u32,
     /// Burst above the sustained rate per principal of a service role.
     pub service_rate_limit_burst: u32,
+    /// Sustained requests per second per client address on the HTTP listener (short links).
+    pub http_rate_limit_per_second: u32,
+    /// Burst above the sustained rate per client address on the HTTP listener.
+    pub http_rate_limit_burst: u32,
     /// Limits of single roles by name, replacing the two defaults above for that role
     /// (`[limits.roles.admin] per_second = 50, burst = 100`). A workspace's settings may replace
     /// them again for that workspace.
@@ -131,6 +135,8 @@ impl Default for Limits {
             rate_limit_burst: 2000,
             service_rate_limit_per_second: 100_000,
             service_rate_limit_burst: 200_000,
+            http_rate_limit_per_second: 100,
+            http_rate_limit_burst: 200,
             roles: BTreeMap::new(),
         }
     }
@@ -317,6 +323,18 @@ impl Config {
             "limits.service_rate_limit_burst",
             u64::from(limits.service_rate_limit_burst),
             u64::from(limits.service_rate_limit_per_second.max(1)),
+            100_000_000,
+        )?;
+        check_range(
+            "limits.http_rate_limit_per_second",
+            u64::from(limits.http_rate_limit_per_second),
+            1,
+            10_000_000,
+        )?;
+        check_range(
+            "limits.http_rate_limit_burst",
+            u64::from(limits.http_rate_limit_burst),
+            u64::from(limits.http_rate_limit_per_second.max(1)),
             100_000_000,
         )?;
         for (role, limit) in &limits.roles {

@@ -3,7 +3,9 @@
 //! to the link's tracking URL. Nothing else is served here.
 //!
 //! The visitor's address is the TCP peer's (put the listener behind a proxy that preserves it,
-//! or terminate there): it is hashed with the user agent into the visitor id and not stored.
+//! or terminate there): it is hashed with the user agent into the visitor id and not stored. Each
+//! address is held to `limits.http_rate_limit_per_second` (burst `limits.http_rate_limit_burst`);
+//! past it the answer is 429 with Retry-After, and nothing is counted.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,11 +18,23 @@ use kernel::Module;
 use tokio::net::TcpListener;
 
 use crate::directory::WorkspaceDirectory;
+use crate::ratelimit::RateLimiter;
 
 #[derive(Clone)]
 struct Routes {
     growth: Arc<growth::Growth>,
     directory: Arc<WorkspaceDirectory>,
+    limiter: Arc<RateLimiter>,
+    limit: kernel::settings::RateLimit,
+}
+
+/// The rate limiter's key of a client address (every address fits 128 bits).
+fn address_key(peer: &SocketAddr) -> (uuid::Uuid, uuid::Uuid) {
+    let bits = match peer.ip() {
+        std::net::IpAddr::V4(ip) => u128::from(ip.to_ipv6_mapped()),
+        std::net::IpAddr::V6(ip) => u128::from(ip),
+    };
+    (uuid::Uuid::nil(), uuid::Uuid::from_u128(bits))
 }
 
 fn header_text(headers: &HeaderMap, name: header::HeaderName) -> &str {
@@ -36,6 +50,16 @@ async fn follow_link(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
+    if let Err(wait) = routes.limiter.check(address_key(&peer), routes.limit) {
+        metrics::counter!("promo_http_rate_limited_total").increment(1);
+        let seconds = wait.as_secs() + 1;
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, seconds.to_string())],
+            "too many requests\n",
+        )
+            .into_response();
+    }
     let not_found = || (StatusCode::NOT_FOUND, "no such link\n").into_response();
     let failed = |error: kernel::ServiceError| {
         tracing::error!(%error, "following a short link failed");
@@ -72,26 +96,46 @@ async fn follow_link(
         .into_response()
 }
 
-/// Serves the HTTP routes on `listener` until `shutdown` resolves.
+/// Serves the HTTP routes on `listener` until `shutdown` resolves, each client address held to
+/// `limit`.
 pub async fn serve(
     listener: TcpListener,
     growth: Arc<growth::Growth>,
     directory: Arc<WorkspaceDirectory>,
+    limit: kernel::settings::RateLimit,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limiter = Arc::new(RateLimiter::default());
+    let pruner = {
+        let limiter = limiter.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                interval.tick().await;
+                limiter.prune();
+            }
+        })
+    };
     let router = axum::Router::new()
         .route("/l/{code}", get(follow_link))
-        .with_state(Routes { growth, directory });
+        .with_state(Routes {
+            growth,
+            directory,
+            limiter,
+            limit,
+        });
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|stream| {
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not turn Nagle's algorithm off");
         }
     });
-    axum::serve(
+    let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    pruner.abort();
+    served
 }

@@ -309,10 +309,15 @@ impl App {
         };
         let http = http_listener.map(|http_listener| {
             tracing::info!(address = ?http_listener.local_addr().ok(), "serving HTTP (short links)");
+            let limit = kernel::settings::RateLimit {
+                per_second: self.config.limits.http_rate_limit_per_second,
+                burst: self.config.limits.http_rate_limit_burst,
+            };
             tokio::spawn(crate::http::serve(
                 http_listener,
                 self.growth.clone(),
                 directory.clone(),
+                limit,
                 async {
                     let _ = http_stopped.await;
                 },

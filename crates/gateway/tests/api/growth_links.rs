@@ -364,3 +364,32 @@ async fn a_workspace_without_growth_has_no_short_links() {
         .expect_err("module off");
     assert_eq!(reason(&refused), "MODULE_DISABLED");
 }
+
+#[tokio::test]
+async fn one_address_is_held_to_the_http_rate_limit() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(
+        |config| {
+            config.limits.http_rate_limit_per_second = 1;
+            config.limits.http_rate_limit_burst = 2;
+        },
+        clock,
+    )
+    .await;
+    let mut growth = Growth::new(&app);
+    let link = link_on_campaign(&app, &mut growth).await;
+    let path = format!("/l/{}", link.short_code);
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        let agent = format!("{BROWSER} tab/{n}");
+        statuses.push(http_get(&app, &path, &agent).await.status);
+    }
+    assert_eq!(statuses[0], 302);
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // A refused request counted nothing: only the redirected ones did.
+    let redirected = statuses.iter().filter(|status| **status == 302).count() as i64;
+    assert_eq!(
+        link_now(&mut growth, &link.short_code).await.click_count,
+        redirected
+    );
+}
