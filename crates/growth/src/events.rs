@@ -14,10 +14,7 @@
 //! - `growth.link.converted` — `{link_id, campaign_id, order_id, currency, amount}`.
 //! - `growth.badge.awarded` — `{badge_id, badge_code, subject_id}`.
 
-use kernel::events::{NewEvent, append};
-use kernel::{ServiceError, WriteTxn};
-use serde_json::Value;
-use uuid::Uuid;
+pub(crate) use kernel::events::emit;
 
 pub const REFERRAL_TRACKED: &str = "growth.referral.tracked";
 pub const REFERRAL_REWARDED: &str = "growth.referral.rewarded";
@@ -27,26 +24,3 @@ pub const COMMISSION_DUE: &str = "growth.commission.due";
 pub const COMMISSION_REFUNDED: &str = "growth.commission.refunded";
 pub const LINK_CONVERTED: &str = "growth.link.converted";
 pub const BADGE_AWARDED: &str = "growth.badge.awarded";
-
-/// Appends one event about `subject` in the open transaction.
-pub(crate) async fn emit(
-    txn: &WriteTxn,
-    workspace_id: Uuid,
-    event_type: &'static str,
-    subject: String,
-    payload: Value,
-    now: i64,
-) -> Result<(), ServiceError> {
-    append(
-        &**txn,
-        NewEvent {
-            workspace_id,
-            event_type,
-            subject,
-            payload,
-        },
-        kernel::clock::from_micros(now),
-    )
-    .await?;
-    Ok(())
-}

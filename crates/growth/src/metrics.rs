@@ -7,7 +7,7 @@
 use chrono::{Datelike, NaiveDate};
 use kernel::{ServiceError, WriteTxn};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -49,20 +49,7 @@ impl Period {
     }
 }
 
-/// The day `now` falls on in the workspace's time zone.
-pub async fn local_date<C: ConnectionTrait>(
-    connection: &C,
-    workspace_id: Uuid,
-    now: i64,
-) -> Result<NaiveDate, ServiceError> {
-    let zone =
-        kernel::settings::of_workspace::<kernel::settings::TimeZone, _>(connection, workspace_id)
-            .await?
-            .zone();
-    Ok(kernel::clock::from_micros(now)
-        .with_timezone(&zone)
-        .date_naive())
-}
+pub use kernel::settings::local_date;
 
 /// A badge awarded by an activity.
 #[derive(Clone, Debug)]

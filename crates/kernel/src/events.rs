@@ -73,6 +73,30 @@ fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, placeholders_for(backend, sql), values)
 }
 
+/// Appends one event of `event_type` about `subject` in the open transaction, at `now`
+/// (microseconds): the short form every domain's events use.
+pub async fn emit(
+    txn: &crate::db::WriteTxn,
+    workspace_id: Uuid,
+    event_type: &'static str,
+    subject: String,
+    payload: serde_json::Value,
+    now: i64,
+) -> Result<(), ServiceError> {
+    append(
+        &**txn,
+        NewEvent {
+            workspace_id,
+            event_type,
+            subject,
+            payload,
+        },
+        from_micros(now),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Appends `event` in the caller's transaction (`connection` is the caller's write
 /// transaction); returns its id.
 pub async fn append<C: ConnectionTrait>(

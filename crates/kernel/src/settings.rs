@@ -138,6 +138,21 @@ pub async fn of_workspace<S: Section, C: sea_orm::ConnectionTrait>(
     }
 }
 
+/// The calendar day `micros` (microseconds since the epoch) falls on in the workspace's time
+/// zone: what "daily" and "monthly" mean for every domain.
+pub async fn local_date<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    micros: i64,
+) -> Result<chrono::NaiveDate, ServiceError> {
+    let zone = of_workspace::<TimeZone, _>(connection, workspace_id)
+        .await?
+        .zone();
+    Ok(crate::clock::from_micros(micros)
+        .with_timezone(&zone)
+        .date_naive())
+}
+
 /// Something that must follow a settings change: a domain that caches settings.
 #[async_trait::async_trait]
 pub trait Observer: Send + Sync {

@@ -16,10 +16,7 @@
 //! - `marketing.redemption.confirmed` — `{redemption_id, order_id, customer_id, currency,
 //!   order_amount, total_discount, campaign_ids, coupon_codes}`. Subject `redemptions/{id}`.
 
-use kernel::events::{NewEvent, append};
-use kernel::{ServiceError, WriteTxn};
-use serde_json::Value;
-use uuid::Uuid;
+pub(crate) use kernel::events::emit;
 
 pub const CAMPAIGN_LAUNCHED: &str = "marketing.campaign.launched";
 pub const CAMPAIGN_STARTED: &str = "marketing.campaign.started";
@@ -28,26 +25,3 @@ pub const CAMPAIGN_COMPLETED: &str = "marketing.campaign.completed";
 pub const COUPON_ISSUED: &str = "marketing.coupon.issued";
 pub const REDEMPTION_CONFIRMED: &str = "marketing.redemption.confirmed";
 pub const PROMO_CODE_REDEEMED: &str = "marketing.promo_code.redeemed";
-
-/// Appends one event about `subject` in the open transaction.
-pub(crate) async fn emit(
-    txn: &WriteTxn,
-    workspace_id: Uuid,
-    event_type: &'static str,
-    subject: String,
-    payload: Value,
-    now: i64,
-) -> Result<(), ServiceError> {
-    append(
-        &**txn,
-        NewEvent {
-            workspace_id,
-            event_type,
-            subject,
-            payload,
-        },
-        kernel::clock::from_micros(now),
-    )
-    .await?;
-    Ok(())
-}

@@ -48,12 +48,8 @@ pub(crate) async fn local_day<C: ConnectionTrait>(
     workspace_id: Uuid,
     now: i64,
 ) -> Result<String, ServiceError> {
-    let zone =
-        kernel::settings::of_workspace::<kernel::settings::TimeZone, _>(connection, workspace_id)
-            .await?
-            .zone();
-    Ok(kernel::clock::from_micros(now)
-        .with_timezone(&zone)
+    Ok(kernel::settings::local_date(connection, workspace_id, now)
+        .await?
         .format("%Y-%m-%d")
         .to_string())
 }
