@@ -19,6 +19,13 @@ const SERVICE_PACKAGES: &[(&str, &[&str])] = &[
     ),
     ("promo.ledger.v1", &["promo/ledger/v1/ledger.proto"]),
     (
+        "promo.payouts.v1",
+        &[
+            "promo/payouts/v1/payouts.proto",
+            "promo/payouts/v1/settings.proto",
+        ],
+    ),
+    (
         "promo.marketing.v1",
         &[
             "promo/marketing/v1/marketing.proto",

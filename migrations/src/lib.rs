@@ -13,6 +13,7 @@ mod m20261123_000005_events;
 mod m20261124_000006_marketing;
 mod m20261125_000007_promo_codes;
 mod m20261126_000008_growth;
+mod m20261127_000009_payouts;
 
 /// An index on `columns` of `table`, in order.
 pub(crate) fn index(
@@ -34,6 +35,18 @@ pub(crate) fn keyed(table: &'static str) -> TableCreateStatement {
         .col(sea_orm_migration::schema::uuid("workspace_id"))
         .col(sea_orm_migration::schema::uuid("id"))
         .primary_key(Index::create().col("workspace_id").col("id"))
+        .to_owned()
+}
+
+/// A table keyed by the columns named (each still needs its `.col(…)`).
+pub(crate) fn table_with_key(table: &'static str, key: &[&'static str]) -> TableCreateStatement {
+    let mut primary = Index::create();
+    for column in key {
+        primary.col(*column);
+    }
+    Table::create()
+        .table(table)
+        .primary_key(&mut primary)
         .to_owned()
 }
 
@@ -59,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_marketing::Migration),
             Box::new(m20261125_000007_promo_codes::Migration),
             Box::new(m20261126_000008_growth::Migration),
+            Box::new(m20261127_000009_payouts::Migration),
         ]
     }
 }

@@ -7,7 +7,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::{index, keyed, stamped};
+use crate::{index, keyed, stamped, table_with_key};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -29,18 +29,6 @@ const TABLES: &[&str] = &[
     "growth_referral_code",
     "growth_referral_program",
 ];
-
-/// A table keyed by the columns named, all of them non-null.
-fn table_with_key(table: &'static str, key: &[&'static str]) -> TableCreateStatement {
-    let mut primary = Index::create();
-    for column in key {
-        primary.col(*column);
-    }
-    Table::create()
-        .table(table)
-        .primary_key(&mut primary)
-        .to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -152,6 +152,9 @@ pub enum SystemAccount {
     Escrow(String),
     /// An owner's wallet; it can never be overdrawn.
     Wallet(Uuid),
+    /// Money on its way to a payout provider: out of wallets, not yet confirmed paid (it goes
+    /// on to the external account, or back to the wallet when the payout fails).
+    PayoutsInFlight,
 }
 
 impl SystemAccount {
@@ -162,6 +165,7 @@ impl SystemAccount {
             SystemAccount::Promotional => format!("system:promotional:{asset}"),
             SystemAccount::Escrow(name) => format!("escrow:{name}:{asset}"),
             SystemAccount::Wallet(owner) => format!("wallet:{owner}:{asset}"),
+            SystemAccount::PayoutsInFlight => format!("system:payouts_in_flight:{asset}"),
         }
     }
 
@@ -172,6 +176,7 @@ impl SystemAccount {
             SystemAccount::Promotional => "PROMOTIONAL",
             SystemAccount::Escrow(_) => "ESCROW",
             SystemAccount::Wallet(_) => "WALLET",
+            SystemAccount::PayoutsInFlight => "PAYOUTS_IN_FLIGHT",
         }
     }
 

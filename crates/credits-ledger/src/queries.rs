@@ -50,6 +50,74 @@ pub async fn list_accounts<C: ConnectionTrait>(
         .collect()
 }
 
+/// A wallet's balances, as a payout run reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalletBalance {
+    pub owner_id: Uuid,
+    pub account_id: Uuid,
+    pub balances: Balances,
+}
+
+impl WalletBalance {
+    /// What may leave the wallet now: posted balance minus what pending debits reserve.
+    pub fn available(&self) -> i64 {
+        self.balances.balance() - self.balances.debits_pending
+    }
+}
+
+/// The wallets ([`crate::SystemAccount::Wallet`]) of one asset in a workspace, by ascending owner
+/// after `after`: how a payout run walks every wallet once, in pages.
+pub async fn wallets_after<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    asset: &str,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<WalletBalance>, ServiceError> {
+    let mut query = account::Entity::find()
+        .filter(account::Column::WorkspaceId.eq(workspace_id))
+        .filter(account::Column::Code.eq("WALLET"))
+        .filter(account::Column::Asset.eq(asset))
+        .filter(account::Column::OwnerId.is_not_null())
+        .order_by_asc(account::Column::OwnerId)
+        .limit(limit);
+    if let Some(after) = after {
+        query = query.filter(account::Column::OwnerId.gt(after));
+    }
+    let mut wallets = Vec::new();
+    for row in query.all(connection).await? {
+        let account = store::account_from_row(row)?;
+        let Some(owner_id) = account.owner_id else {
+            continue;
+        };
+        // A client's own account may carry the code WALLET; only the derived one is a wallet.
+        if crate::SystemAccount::Wallet(owner_id).id(workspace_id, asset) != account.id {
+            continue;
+        }
+        wallets.push(WalletBalance {
+            owner_id,
+            account_id: account.id,
+            balances: Balances::of(&account),
+        });
+    }
+    Ok(wallets)
+}
+
+/// The balances of a system account; zeros when it does not exist yet.
+pub async fn system_balances<C: ConnectionTrait>(
+    connection: &C,
+    workspace_id: Uuid,
+    kind: &crate::SystemAccount,
+    asset: &str,
+) -> Result<Balances, ServiceError> {
+    Ok(
+        get_account(connection, workspace_id, kind.id(workspace_id, asset))
+            .await?
+            .map(|account| Balances::of(&account))
+            .unwrap_or_default(),
+    )
+}
+
 /// The four balances of an account.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Balances {

@@ -60,6 +60,20 @@ const AFFILIATE_READERS: &[Role] = &[Admin, Ops, Customer];
 /// Any service may add to a metric (RecordActivity).
 const ACTIVITY_REPORTERS: &[Role] = &[Admin, Ops, Storefront, Generator, Billing];
 
+const PAYOUTS: Option<Module> = Some(Module::Payouts);
+/// Advertisers act on their own campaigns (the service checks ownership); operators on any.
+const ADVERTISERS: &[Role] = &[Advertiser, Admin];
+const CAMPAIGN_READERS: &[Role] = &[Advertiser, Promoter, Admin, Ops, Billing];
+const CAMPAIGN_MANAGERS: &[Role] = &[Advertiser, Admin, Ops, Billing];
+const PARTICIPANT_READERS: &[Role] = &[Advertiser, Promoter, Admin, Ops];
+const PROMOTERS: &[Role] = &[Promoter];
+/// Money in and payout runs: the billing service and admins.
+const PAYOUT_BILLING: &[Role] = &[Billing, Admin];
+/// A promoter reads its own wallet and payouts; operators any.
+const WALLET_READERS: &[Role] = &[Promoter, Admin, Ops, Billing];
+/// The tracking backend that reports views.
+const VIEW_REPORTERS: &[Role] = &[Billing, Admin, Ops];
+
 pub const RULES: &[MethodRule] = &[
     rule(
         "/promo.admin.v1.WorkspaceService/CreateWorkspace",
@@ -501,6 +515,106 @@ pub const RULES: &[MethodRule] = &[
         "/promo.growth.v1.GamificationService/GetLeaderboard",
         SHOP_ANYONE,
         GROWTH,
+    ),
+    rule(
+        "/promo.payouts.v1.CampaignService/CreateCampaign",
+        ADVERTISERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.CampaignService/GetCampaign",
+        CAMPAIGN_READERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.CampaignService/ListCampaigns",
+        CAMPAIGN_READERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.CampaignService/FundCampaign",
+        PAYOUT_BILLING,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.CampaignService/CloseCampaign",
+        &[Advertiser, Billing, Admin],
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.CampaignService/GetCampaignPerformance",
+        CAMPAIGN_MANAGERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.ParticipationService/ApplyToCampaign",
+        PROMOTERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.ParticipationService/AcceptApplication",
+        ADVERTISERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.ParticipationService/RejectApplication",
+        ADVERTISERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.ParticipationService/ListApplications",
+        PARTICIPANT_READERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.ParticipationService/JoinCampaign",
+        PROMOTERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.ParticipationService/SubmitWork",
+        PROMOTERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.ParticipationService/ApproveWork",
+        ADVERTISERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.ParticipationService/RejectWork",
+        ADVERTISERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.ParticipationService/ListWork",
+        PARTICIPANT_READERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.PerformanceService/RecordViews",
+        VIEW_REPORTERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.PayoutService/ConnectPayoutAccount",
+        &[Promoter, Admin, Billing],
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.PayoutService/GetWallet",
+        WALLET_READERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.PayoutService/RunPayouts",
+        PAYOUT_BILLING,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.PayoutService/ListPayouts",
+        WALLET_READERS,
+        PAYOUTS,
     ),
 ];
 

@@ -41,6 +41,8 @@ pub struct App {
     pub marketing: Arc<marketing::Marketing>,
     /// Referrals, affiliates, links and badges.
     pub growth: Arc<growth::Growth>,
+    /// Advertisers' campaigns, promoters' earnings and payout runs.
+    pub payouts: Arc<payouts::Payouts>,
     /// An HTTP listener handed in before `run` (tests bind port 0 first); otherwise `run` binds
     /// `http_listen` when it is set.
     http_listener: Option<TcpListener>,
@@ -56,6 +58,7 @@ pub fn settings_sections() -> kernel::settings::Registry {
         .with::<promotion_core::settings::PromotionSettings>()
         .with::<marketing::settings::MarketingSettings>()
         .with::<growth::settings::GrowthSettings>()
+        .with::<payouts::settings::PayoutsSettings>()
 }
 
 /// Connects, migrates, makes sure `default` exists and loads the JWT keys.
@@ -94,6 +97,10 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
     let short_url_base = config.short_url_base();
     let growth =
         growth::Growth::start(context.clone(), marketing.clone(), &secret, &short_url_base);
+    let payouts = payouts::Payouts::start(
+        context.clone(),
+        Arc::new(payouts::provider::BuiltInProvider),
+    );
     // Selection and pricing cache their settings: they follow every change.
     let settings = Arc::new(
         settings_sections()
@@ -109,6 +116,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
         promotions,
         marketing,
         growth,
+        payouts,
         http_listener: None,
         settings,
         verifier,
@@ -242,6 +250,19 @@ impl App {
         growth_service!(links);
         growth_service!(gamification);
 
+        macro_rules! payouts_service {
+            ($module:ident) => {{
+                let service = payouts::$module::grpc(self.payouts.clone())
+                    .max_decoding_message_size(limits.max_message_bytes);
+                registry.describe(&service, proto::payouts::v1::FILE_DESCRIPTOR_SET);
+                registry.routes.add_service(service);
+            }};
+        }
+        payouts_service!(campaigns);
+        payouts_service!(participation);
+        payouts_service!(performance);
+        payouts_service!(wallets);
+
         registry
     }
 
@@ -297,6 +318,7 @@ impl App {
         let promotion_tasks = tokio::spawn(self.promotions.clone().run_background());
         let marketing_tasks = tokio::spawn(self.marketing.clone().run_background());
         let growth_tasks = tokio::spawn(self.growth.clone().run_background());
+        let payouts_tasks = tokio::spawn(self.payouts.clone().run_background());
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http_listener = match self.http_listener.take() {
             Some(listener) => Some(listener),
@@ -353,6 +375,7 @@ impl App {
         promotion_tasks.abort();
         marketing_tasks.abort();
         growth_tasks.abort();
+        payouts_tasks.abort();
         let _ = http_stop.send(());
         if let Some(http) = http {
             match http.await {

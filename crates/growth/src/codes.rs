@@ -4,14 +4,11 @@
 
 use rand::Rng;
 
-/// Upper-case letters and digits without the look-alikes 0/O and 1/I (32 symbols: 5 bits each),
-/// for codes people read and type.
-const READABLE: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+pub use kernel::ids::{normalize_code as normalize, person_code};
+
 /// Letters of both cases and digits (62 symbols), for short codes in URLs.
 const URL_SAFE: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// Symbols after a prefix: 8 × 5 = 40 random bits for people's codes.
-pub const CODE_LENGTH: usize = 8;
 /// 8 × log2(62) ≈ 47.6 random bits for short codes.
 pub const SHORT_CODE_LENGTH: usize = 8;
 
@@ -22,20 +19,8 @@ fn draw(alphabet: &[u8], length: usize) -> String {
         .collect()
 }
 
-/// `prefix` and [`CODE_LENGTH`] readable symbols: `REF7K3M9QXA`.
-pub fn person_code(prefix: &str) -> String {
-    format!("{prefix}{}", draw(READABLE, CODE_LENGTH))
-}
-
 pub fn short_code() -> String {
     draw(URL_SAFE, SHORT_CODE_LENGTH)
-}
-
-/// A code as people type it: trimmed and upper-cased; `None` unless 3 to 32 letters or digits.
-pub fn normalize(code: &str) -> Option<String> {
-    let code = code.trim().to_ascii_uppercase();
-    ((3..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .then_some(code)
 }
 
 /// Whether `code` could be a short code (exactly as issued; case matters).
@@ -50,8 +35,12 @@ mod tests {
     #[test]
     fn codes_use_their_alphabets_and_lengths() {
         let code = person_code("REF");
-        assert_eq!(code.len(), 3 + CODE_LENGTH);
-        assert!(code[3..].bytes().all(|b| READABLE.contains(&b)));
+        assert_eq!(code.len(), 3 + kernel::ids::PERSON_CODE_LENGTH);
+        assert!(
+            code[3..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() && !b"01IO".contains(&b))
+        );
         assert_eq!(normalize(&code.to_lowercase()), Some(code));
         let short = short_code();
         assert!(is_short_code(&short));

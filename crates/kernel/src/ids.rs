@@ -60,6 +60,31 @@ pub fn echo(value: &str) -> String {
     format!("{shown:?}")
 }
 
+/// Upper-case letters and digits without the look-alikes 0/O and 1/I (32 symbols: 5 bits each),
+/// for codes people read and type.
+const READABLE: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+/// Symbols after a prefix: 8 × 5 = 40 random bits for people's codes.
+pub const PERSON_CODE_LENGTH: usize = 8;
+
+/// `prefix` and [`PERSON_CODE_LENGTH`] readable symbols from the thread's CSPRNG (rand's
+/// ChaCha-based `ThreadRng`, seeded by the operating system): `REF7K3M9QXA`. Callers retry on
+/// the rare collision with a unique key.
+pub fn person_code(prefix: &str) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let symbols: String = (0..PERSON_CODE_LENGTH)
+        .map(|_| char::from(READABLE[rng.random_range(0..READABLE.len())]))
+        .collect();
+    format!("{prefix}{symbols}")
+}
+
+/// A code as people type it: trimmed and upper-cased; `None` unless 3 to 32 letters or digits.
+pub fn normalize_code(code: &str) -> Option<String> {
+    let code = code.trim().to_ascii_uppercase();
+    ((3..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then_some(code)
+}
+
 /// Checks a free-text field's length in characters (1..=max unless `allow_empty`).
 pub fn check_text(
     domain: &str,

@@ -1,1 +1,33 @@
+//! Payouts: advertisers fund campaigns into escrow; promoters earn from them by unique views and
+//! approved work, with the platform's fee split off in the same ledger chain; wallets (ledger
+//! accounts) accumulate; payout runs pay every wallet above the minimum once per period through
+//! a payout provider.
+//!
+//! Where things are: `domain` the arithmetic (budgets, fees, view earnings) with its property
+//! tests; `entity` the tables; `escrow` every ledger movement; `earnings` recording, holding and releasing what promoters earn; `provider` the payout providers;
+//! `settings` and `events` the module's settings section and domain events; `state` the shared
+//! state and background work; `campaigns`, `participation` (with `work`), `performance` and `wallets` the
+//! gRPC services; `runs` payout runs and `dispatch` sending payouts to the provider.
 #![forbid(unsafe_code)]
+
+pub mod campaigns;
+pub mod convert;
+pub mod dispatch;
+pub mod domain;
+pub mod earnings;
+pub mod entity;
+pub mod escrow;
+pub mod events;
+pub mod participation;
+pub mod performance;
+pub mod provider;
+pub mod runs;
+pub mod settings;
+pub mod state;
+pub mod wallets;
+pub mod work;
+
+pub use crate::state::Payouts;
+
+/// The ErrorInfo domain of payouts errors.
+pub const DOMAIN: &str = "promo.payouts";

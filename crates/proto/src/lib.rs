@@ -40,6 +40,15 @@ pub mod marketing {
     }
 }
 
+pub mod payouts {
+    pub mod v1 {
+        tonic::include_proto!("promo.payouts.v1");
+        /// Encoded `FileDescriptorSet` of `promo.payouts.v1` and its imports.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            tonic::include_file_descriptor_set!("promo.payouts.v1");
+    }
+}
+
 pub mod promotion {
     pub mod v1 {
         tonic::include_proto!("promo.promotion.v1");
@@ -60,6 +69,7 @@ pub const ALL_FILE_DESCRIPTOR_SETS: &[&[u8]] = &[
     growth::v1::FILE_DESCRIPTOR_SET,
     ledger::v1::FILE_DESCRIPTOR_SET,
     marketing::v1::FILE_DESCRIPTOR_SET,
+    payouts::v1::FILE_DESCRIPTOR_SET,
     promotion::v1::FILE_DESCRIPTOR_SET,
     ERROR_DETAILS_FILE_DESCRIPTOR_SET,
 ];
