@@ -117,13 +117,7 @@ impl Promoted {
 }
 
 async fn verify(app: &TestApp) {
-    let connection = sea_orm::Database::connect(app.database_url.as_str())
-        .await
-        .expect("connect");
-    let report = credits_ledger::verify::verify(&connection)
-        .await
-        .expect("verify");
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    crate::helpers::verify_ledger(app).await;
 }
 
 #[tokio::test]

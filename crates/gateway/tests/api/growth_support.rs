@@ -238,22 +238,7 @@ pub fn customer_token(app: &TestApp, customer: Uuid) -> String {
 /// The posted balance of `owner`'s wallet in `asset`, read through LedgerService (0 before the
 /// wallet exists).
 pub async fn wallet_balance(app: &TestApp, owner: Uuid, asset: &str) -> i64 {
-    use proto::ledger::v1 as ledger;
-    let id = credits_ledger::SystemAccount::Wallet(owner).id(app.default_workspace, asset);
-    match ledger::ledger_service_client::LedgerServiceClient::new(app.channel.clone())
-        .get_account_balance(authed(
-            ledger::GetAccountBalanceRequest {
-                account_id: id.to_string(),
-                ..Default::default()
-            },
-            &app.token(&[Role::Admin]),
-        ))
-        .await
-    {
-        Ok(balance) => balance.into_inner().balance,
-        Err(status) if status.code() == tonic::Code::NotFound => 0,
-        Err(status) => panic!("balance: {status:?}"),
-    }
+    crate::helpers::system_balance(app, credits_ledger::SystemAccount::Wallet(owner), asset).await
 }
 
 /// What an HTTP/1.1 server answered: the status code and the Location header.

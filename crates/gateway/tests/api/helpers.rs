@@ -24,6 +24,8 @@ pub struct TestApp {
     pub marketing: Arc<marketing::Marketing>,
     /// The running gateway's growth module (its sweeper).
     pub growth: Arc<growth::Growth>,
+    /// The running gateway's payouts module (its sweeper).
+    pub payouts: Arc<payouts::Payouts>,
     /// Where the HTTP listener (short links) serves.
     pub http_address: std::net::SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
@@ -107,6 +109,7 @@ pub async fn spawn_app_with_clock(
     let promotions = app.promotions.clone();
     let marketing = app.marketing.clone();
     let growth = app.growth.clone();
+    let payouts = app.payouts.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -128,6 +131,7 @@ pub async fn spawn_app_with_clock(
         promotions,
         marketing,
         growth,
+        payouts,
         http_address,
         shutdown: Some(shutdown),
         server: Some(server),
@@ -229,6 +233,42 @@ impl Drop for TestApp {
 }
 
 /// Wraps a message with a bearer token.
+/// Runs `promo ledger verify` on the app's database and fails on any break (conservation, hash
+/// chain, balances recomputed from transfers).
+pub async fn verify_ledger(app: &TestApp) {
+    let connection = sea_orm::Database::connect(app.database_url.as_str())
+        .await
+        .expect("connect");
+    let report = credits_ledger::verify::verify(&connection)
+        .await
+        .expect("verify");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// The balance of a system account of the default workspace (0 before it exists).
+pub async fn system_balance(
+    app: &TestApp,
+    account: credits_ledger::SystemAccount,
+    asset: &str,
+) -> i64 {
+    use proto::ledger::v1 as ledger;
+    let id = account.id(app.default_workspace, asset);
+    match ledger::ledger_service_client::LedgerServiceClient::new(app.channel.clone())
+        .get_account_balance(authed(
+            ledger::GetAccountBalanceRequest {
+                account_id: id.to_string(),
+                ..Default::default()
+            },
+            &app.token(&[Role::Admin]),
+        ))
+        .await
+    {
+        Ok(balance) => balance.into_inner().balance,
+        Err(status) if status.code() == tonic::Code::NotFound => 0,
+        Err(status) => panic!("balance: {status:?}"),
+    }
+}
+
 pub fn authed<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert(

@@ -21,6 +21,8 @@ mod marketing_promo_codes;
 mod marketing_redemption;
 mod marketing_storefront;
 mod marketing_support;
+mod payouts_support;
+mod payouts_visibility;
 mod promotion;
 mod promotion_support;
 mod reflection;
