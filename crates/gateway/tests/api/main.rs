@@ -23,6 +23,7 @@ mod marketing_storefront;
 mod marketing_support;
 mod payouts_support;
 mod payouts_visibility;
+mod payouts_work;
 mod promotion;
 mod promotion_support;
 mod reflection;
