@@ -17,6 +17,7 @@ const TABLES: &[&str] = &[
     "payout_run",
     "payout_account",
     "payout_earning",
+    "payout_sale",
     "payout_work",
     "payout_application",
     "payout_view",
@@ -115,6 +116,22 @@ impl MigrationTrait for Migration {
                     .col(string_len("comment", 2000))
                     .to_owned(),
             ),
+            stamped(
+                keyed("payout_sale")
+                    .col(uuid("campaign_id"))
+                    .col(uuid("promoter_id"))
+                    .col(string_len("order_id", 128))
+                    .col(string_len("currency", 16))
+                    .col(big_integer("amount"))
+                    .col(big_integer("refunded"))
+                    .col(big_integer("commission"))
+                    .col(big_integer("fee"))
+                    .col(integer("status"))
+                    // The earning that holds the commission (none once nothing is left).
+                    .col(uuid_null("earning_id"))
+                    .col(big_integer_null("release_at"))
+                    .to_owned(),
+            ),
             // One credit to a promoter: where it came from, its gross, the platform fee and who
             // paid it, and whether it is still held (a pending ledger transfer) or available.
             stamped(
@@ -187,7 +204,13 @@ impl MigrationTrait for Migration {
         for table in tables {
             manager.create_table(table).await?;
         }
-        let indexes: [(&'static str, &'static str, &[&'static str], bool); 11] = [
+        let indexes: [(&'static str, &'static str, &[&'static str], bool); 12] = [
+            (
+                "payout_sale",
+                "payout_sale_order",
+                &["workspace_id", "campaign_id", "order_id"],
+                true,
+            ),
             (
                 "payout_campaign",
                 "payout_campaign_advertiser",

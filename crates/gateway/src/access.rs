@@ -71,8 +71,10 @@ const PROMOTERS: &[Role] = &[Promoter];
 const PAYOUT_BILLING: &[Role] = &[Billing, Admin];
 /// A promoter reads its own wallet and payouts; operators any.
 const WALLET_READERS: &[Role] = &[Promoter, Admin, Ops, Billing];
-/// The tracking backend that reports views.
-const VIEW_REPORTERS: &[Role] = &[Billing, Admin, Ops];
+/// The tracking backend that reports views and sales.
+const TRACKING_REPORTERS: &[Role] = &[Billing, Admin, Ops];
+/// Sales are verified or rejected by the campaign's advertiser (or billing).
+const SALE_DECIDERS: &[Role] = &[Advertiser, Billing, Admin];
 
 pub const RULES: &[MethodRule] = &[
     rule(
@@ -593,7 +595,32 @@ pub const RULES: &[MethodRule] = &[
     ),
     rule(
         "/promo.payouts.v1.PerformanceService/RecordViews",
-        VIEW_REPORTERS,
+        TRACKING_REPORTERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.PerformanceService/RecordSale",
+        TRACKING_REPORTERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.PerformanceService/VerifySale",
+        SALE_DECIDERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.PerformanceService/RejectSale",
+        SALE_DECIDERS,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.PerformanceService/RefundSale",
+        PAYOUT_BILLING,
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.PerformanceService/ListSales",
+        CAMPAIGN_READERS,
         PAYOUTS,
     ),
     rule(

@@ -184,6 +184,44 @@ pub(crate) fn check_earning_window(row: &campaign::Model, now: i64) -> Result<()
     }
 }
 
+/// Returns what escrow holds beyond its reservations to the advertiser (closing, or money that
+/// came back to a closed campaign's escrow) and stores the campaign's refunded total.
+pub(crate) async fn refund_unused<C: ConnectionTrait>(
+    txn: &C,
+    row: &mut campaign::Model,
+    now: i64,
+) -> Result<i64, ServiceError> {
+    let unused = escrow_available(txn, row).await?;
+    if unused <= 0 {
+        return Ok(0);
+    }
+    escrow::transfer(
+        txn,
+        row.workspace_id,
+        &escrow(row.id),
+        &SystemAccount::External,
+        &row.currency,
+        unused,
+        (escrow::CODE_REFUND, row.id.to_string()),
+        ("REFUND_REFUSED", "the ledger refused the refund"),
+        now,
+    )
+    .await?;
+    row.refunded += unused;
+    kernel::db::update(
+        txn,
+        campaign::ActiveModel {
+            workspace_id: Set(row.workspace_id),
+            id: Set(row.id),
+            refunded: Set(row.refunded),
+            updated_at: Set(now),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(unused)
+}
+
 /// A new campaign's row from the request, validated (everything wrong is reported at once).
 fn new_campaign(
     principal: &Principal,
@@ -581,22 +619,7 @@ impl CampaignService for CampaignGrpc {
                     ));
                 }
                 // Held earnings keep their reservation: they are the promoters' already.
-                let unused = escrow_available(&*txn, &row).await?;
-                if unused > 0 {
-                    escrow::transfer(
-                        &*txn,
-                        workspace_id,
-                        &escrow(id),
-                        &SystemAccount::External,
-                        &row.currency,
-                        unused,
-                        (escrow::CODE_REFUND, id.to_string()),
-                        ("REFUND_REFUSED", "the ledger refused the refund"),
-                        now,
-                    )
-                    .await?;
-                }
-                row.refunded += unused;
+                refund_unused(&*txn, &mut row, now).await?;
                 row.status = pb::CampaignStatus::Closed as i32;
                 row.updated_at = now;
                 kernel::db::update(
@@ -604,7 +627,6 @@ impl CampaignService for CampaignGrpc {
                     campaign::ActiveModel {
                         workspace_id: Set(workspace_id),
                         id: Set(id),
-                        refunded: Set(row.refunded),
                         status: Set(row.status),
                         updated_at: Set(now),
                         ..Default::default()

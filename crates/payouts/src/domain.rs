@@ -20,6 +20,12 @@ pub fn fee_on(amount: i64, bps: u32) -> i64 {
     .unwrap_or(i64::MAX)
 }
 
+/// A salesman's commission on a sale's net amount: `bps` of it, floored (the promoter is the
+/// named party; the advertiser keeps the rest).
+pub fn commission_on(net: i64, bps: u32) -> i64 {
+    fee_on(net, bps)
+}
+
 /// What `views` unique views earn at `rate_per_100_views`: floor(views × rate / 100).
 pub fn view_earnings(views: i64, rate_per_100_views: i64) -> Result<i64, MoneyError> {
     let total = divide(

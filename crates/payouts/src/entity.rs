@@ -308,3 +308,34 @@ pub mod carry {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod sale {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "payout_sale")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub campaign_id: Uuid,
+        pub promoter_id: Uuid,
+        pub order_id: String,
+        pub currency: String,
+        pub amount: i64,
+        pub refunded: i64,
+        pub commission: i64,
+        pub fee: i64,
+        pub status: i32,
+        pub earning_id: Option<Uuid>,
+        pub release_at: Option<i64>,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -6,8 +6,8 @@
 //! Where things are: `domain` the arithmetic (budgets, fees, view earnings) with its property
 //! tests; `entity` the tables; `escrow` every ledger movement; `earnings` recording, holding and releasing what promoters earn; `provider` the payout providers;
 //! `settings` and `events` the module's settings section and domain events; `state` the shared
-//! state and background work; `campaigns`, `participation` (with `work`), `performance` and `wallets` the
-//! gRPC services; `runs` payout runs and `dispatch` sending payouts to the provider.
+//! state and background work; `campaigns`, `participation` (with `work`), `performance` (with `sales`) and
+//! `wallets` the gRPC services; `runs` payout runs and `dispatch` sending payouts to the provider.
 #![forbid(unsafe_code)]
 
 pub mod campaigns;
@@ -22,6 +22,7 @@ pub mod participation;
 pub mod performance;
 pub mod provider;
 pub mod runs;
+pub mod sales;
 pub mod settings;
 pub mod state;
 pub mod wallets;

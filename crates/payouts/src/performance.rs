@@ -1,4 +1,4 @@
-//! PerformanceService: views reported by a tracking backend. Each viewer counts once per
+//! PerformanceService: views and sales (`sales`) reported by a tracking backend. Each viewer counts once per
 //! campaign and promoter, ever; the campaign stops counting at its max views; what the promoter
 //! earned is recomputed from its cumulative views (so any batching pays the same) and the
 //! difference is credited.
@@ -19,15 +19,15 @@ use sea_orm::{
 };
 use tonic::{Request, Response, Status as GrpcStatus};
 
-use crate::DOMAIN;
 use crate::campaigns;
 use crate::convert::money;
 use crate::domain::view_increment;
-use crate::earnings::{self, Source};
+use crate::earnings::{self, Hold, Source};
 use crate::entity::{campaign, member, view};
 use crate::participation::{find_member, require_type};
 use crate::settings::PayoutsSettings;
 use crate::state::Payouts;
+use crate::{DOMAIN, sales};
 
 /// Viewer ids one call may carry.
 pub const MAX_VIEWERS_PER_CALL: usize = 10_000;
@@ -183,7 +183,7 @@ impl PerformanceService for PerformanceGrpc {
                             promoter_id,
                             (Source::Views, membership.views.to_string()),
                             step,
-                            settings.work_holding_days,
+                            Hold::days(settings.work_holding_days, now),
                             now,
                         )
                         .await?;
@@ -232,5 +232,44 @@ impl PerformanceService for PerformanceGrpc {
             })
             .await?;
         Ok(Response::new(response))
+    }
+
+    async fn record_sale(
+        &self,
+        request: Request<pb::RecordSaleRequest>,
+    ) -> Result<Response<pb::Sale>, GrpcStatus> {
+        Ok(Response::new(sales::record(&self.core, request).await?))
+    }
+
+    async fn verify_sale(
+        &self,
+        request: Request<pb::SaleActionRequest>,
+    ) -> Result<Response<pb::Sale>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let sale = sales::decide(&self.core, &principal, request.get_ref(), true).await?;
+        Ok(Response::new(sale))
+    }
+
+    async fn reject_sale(
+        &self,
+        request: Request<pb::SaleActionRequest>,
+    ) -> Result<Response<pb::Sale>, GrpcStatus> {
+        let principal = Principal::of(&request)?.clone();
+        let sale = sales::decide(&self.core, &principal, request.get_ref(), false).await?;
+        Ok(Response::new(sale))
+    }
+
+    async fn refund_sale(
+        &self,
+        request: Request<pb::RefundSaleRequest>,
+    ) -> Result<Response<pb::Sale>, GrpcStatus> {
+        Ok(Response::new(sales::refund(&self.core, request).await?))
+    }
+
+    async fn list_sales(
+        &self,
+        request: Request<pb::ListSalesRequest>,
+    ) -> Result<Response<pb::ListSalesResponse>, GrpcStatus> {
+        Ok(Response::new(sales::list(&self.core, request).await?))
     }
 }

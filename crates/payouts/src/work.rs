@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::campaigns::{self, is_operator};
 use crate::convert::{self, money, not_found, time};
-use crate::earnings::{self, Source};
+use crate::earnings::{self, Hold, Source};
 use crate::entity::work;
 use crate::participation::{ParticipationGrpc, require_type};
 use crate::settings::PayoutsSettings;
@@ -187,7 +187,7 @@ pub(crate) async fn approve(
                 row.promoter_id,
                 (Source::Work, id.to_string()),
                 split,
-                settings.work_holding_days,
+                Hold::days(settings.work_holding_days, now),
                 now,
             )
             .await?;

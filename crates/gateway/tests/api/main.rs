@@ -21,6 +21,7 @@ mod marketing_promo_codes;
 mod marketing_redemption;
 mod marketing_storefront;
 mod marketing_support;
+mod payouts_sales;
 mod payouts_support;
 mod payouts_visibility;
 mod payouts_work;
