@@ -12,6 +12,7 @@ use crate::{index, keyed, stamped, table_with_key};
 pub struct Migration;
 
 const TABLES: &[&str] = &[
+    "payout_webhook_event",
     "payout_carry",
     "payout_payout",
     "payout_run",
@@ -190,6 +191,9 @@ impl MigrationTrait for Migration {
                     .col(string_len("provider_reference", 255))
                     .col(integer("attempts"))
                     .col(big_integer("next_attempt_at"))
+                    // The creation time of the last provider event applied (older ones are
+                    // stale and ignored).
+                    .col(big_integer("provider_event_at"))
                     .to_owned(),
             ),
             table_with_key("payout_carry", &["workspace_id", "currency", "promoter_id"])
@@ -200,11 +204,19 @@ impl MigrationTrait for Migration {
                 .col(big_integer("amount"))
                 .col(big_integer("updated_at"))
                 .to_owned(),
+            // Provider events already processed: each is handled once, by its provider's id.
+            table_with_key("payout_webhook_event", &["provider", "event_id"])
+                .col(string_len("provider", 32))
+                .col(string_len("event_id", 255))
+                .col(string_len("event_type", 128))
+                .col(string_len("outcome", 255))
+                .col(big_integer("received_at"))
+                .to_owned(),
         ];
         for table in tables {
             manager.create_table(table).await?;
         }
-        let indexes: [(&'static str, &'static str, &[&'static str], bool); 12] = [
+        let indexes: [(&'static str, &'static str, &[&'static str], bool); 14] = [
             (
                 "payout_sale",
                 "payout_sale_order",
@@ -270,6 +282,18 @@ impl MigrationTrait for Migration {
                 "payout_payout_once",
                 &["workspace_id", "period", "currency", "promoter_id"],
                 true,
+            ),
+            (
+                "payout_payout",
+                "payout_payout_reference",
+                &["provider", "provider_reference"],
+                false,
+            ),
+            (
+                "payout_account",
+                "payout_account_provider",
+                &["provider", "provider_account_id"],
+                false,
             ),
             (
                 "payout_payout",

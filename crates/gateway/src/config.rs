@@ -41,6 +41,7 @@ pub struct Config {
     pub log_format: String,
     pub limits: Limits,
     pub database: DatabaseConfig,
+    pub payouts: PayoutsConfig,
     /// How long idempotency records are kept, in hours.
     pub idempotency_retention_hours: u64,
     /// How long domain events are kept once every consumer has them, in hours.
@@ -93,6 +94,61 @@ pub struct RoleLimit {
     pub burst: u32,
 }
 
+/// How payouts reach promoters and how provider events are authenticated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PayoutsConfig {
+    /// `builtin` (the embedded default: settles at once, moves no real money) or `stripe`.
+    pub provider: String,
+    /// The provider's webhook signing secret (`whsec_…`); several separated by commas during a
+    /// rotation. Empty: `POST /webhooks/payouts` answers 404.
+    pub webhook_secret: String,
+    /// Stripe's API address (tests point it at a local receiver).
+    pub stripe_api_base: String,
+    /// The platform's Stripe secret key (`sk_…`), required with `provider = "stripe"`.
+    pub stripe_api_key: String,
+}
+
+impl Default for PayoutsConfig {
+    fn default() -> PayoutsConfig {
+        PayoutsConfig {
+            provider: "builtin".to_owned(),
+            webhook_secret: String::new(),
+            stripe_api_base: "https://api.stripe.com".to_owned(),
+            stripe_api_key: String::new(),
+        }
+    }
+}
+
+impl PayoutsConfig {
+    /// The configured webhook secrets, trimmed, empty ones dropped.
+    pub fn webhook_secrets(&self) -> Vec<String> {
+        self.webhook_secret
+            .split(',')
+            .map(str::trim)
+            .filter(|secret| !secret.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match self.provider.as_str() {
+            "builtin" => Ok(()),
+            "stripe" if self.stripe_api_key.is_empty() => Err(
+                "payouts.stripe_api_key: PROMO_PAYOUTS__STRIPE_API_KEY is required with payouts.provider = \"stripe\"".to_owned(),
+            ),
+            "stripe" if !self.stripe_api_base.starts_with("https://") && !self.stripe_api_base.starts_with("http://") => Err(format!(
+                "payouts.stripe_api_base: {:?} must start with https://",
+                self.stripe_api_base
+            )),
+            "stripe" => Ok(()),
+            other => Err(format!(
+                "payouts.provider: {other:?} must be builtin or stripe"
+            )),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
@@ -116,6 +172,7 @@ impl Default for Config {
             log_format: "auto".to_owned(),
             limits: Limits::default(),
             database: DatabaseConfig::default(),
+            payouts: PayoutsConfig::default(),
             idempotency_retention_hours: 72,
             event_retention_hours: 168,
             selection_seed: None,
@@ -276,6 +333,7 @@ impl Config {
                 self.jwt_public_key_algorithm
             ));
         }
+        self.payouts.validate()?;
         if !matches!(self.log_format.as_str(), "auto" | "json" | "pretty") {
             return Err(format!(
                 "log_format: {:?} must be auto, json or pretty",

@@ -1,6 +1,7 @@
 //! The small HTTP listener beside gRPC (SYSTEM.md §8½): `GET /l/{code}` follows a short link —
 //! the click is counted exactly as RecordClick counts it, then the browser is sent on with a 302
-//! to the link's tracking URL. Nothing else is served here.
+//! to the link's tracking URL. `POST /webhooks/payouts` takes the payout provider's events,
+//! authenticated by their `Stripe-Signature` alone (payouts::webhooks). Nothing else is served.
 //!
 //! The visitor's address is the TCP peer's (put the listener behind a proxy that preserves it,
 //! or terminate there): it is hashed with the user agent into the visitor id and not stored. Each
@@ -13,16 +14,27 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use kernel::Module;
 use tokio::net::TcpListener;
 
 use crate::directory::WorkspaceDirectory;
 use crate::ratelimit::RateLimiter;
 
+/// The domains whose routes the listener serves.
+#[derive(Clone)]
+pub struct Domains {
+    pub growth: Arc<growth::Growth>,
+    pub payouts: Arc<payouts::Payouts>,
+    /// `payouts.webhook_secret`, split; empty turns the webhook route off (404).
+    pub payout_webhook_secrets: Arc<Vec<String>>,
+}
+
 #[derive(Clone)]
 struct Routes {
     growth: Arc<growth::Growth>,
+    payouts: Arc<payouts::Payouts>,
+    payout_webhook_secrets: Arc<Vec<String>>,
     directory: Arc<WorkspaceDirectory>,
     limiter: Arc<RateLimiter>,
     limit: kernel::settings::RateLimit,
@@ -44,21 +56,56 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> &str {
         .unwrap_or("")
 }
 
+/// 429 with Retry-After when `peer` is past its rate.
+fn rate_limited(routes: &Routes, peer: &SocketAddr) -> Option<Response> {
+    let wait = routes
+        .limiter
+        .check(address_key(peer), routes.limit)
+        .err()?;
+    metrics::counter!("promo_http_rate_limited_total").increment(1);
+    let seconds = wait.as_secs() + 1;
+    Some(
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, seconds.to_string())],
+            "too many requests\n",
+        )
+            .into_response(),
+    )
+}
+
+async fn payout_webhook(
+    State(routes): State<Routes>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = rate_limited(&routes, &peer) {
+        return refused;
+    }
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let answer = payouts::webhooks::handle(
+        &routes.payouts,
+        &routes.payout_webhook_secrets,
+        signature,
+        &body,
+    )
+    .await;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, answer.message).into_response()
+}
+
 async fn follow_link(
     State(routes): State<Routes>,
     Path(code): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(wait) = routes.limiter.check(address_key(&peer), routes.limit) {
-        metrics::counter!("promo_http_rate_limited_total").increment(1);
-        let seconds = wait.as_secs() + 1;
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, seconds.to_string())],
-            "too many requests\n",
-        )
-            .into_response();
+    if let Some(refused) = rate_limited(&routes, &peer) {
+        return refused;
     }
     let not_found = || (StatusCode::NOT_FOUND, "no such link\n").into_response();
     let failed = |error: kernel::ServiceError| {
@@ -100,7 +147,7 @@ async fn follow_link(
 /// `limit`.
 pub async fn serve(
     listener: TcpListener,
-    growth: Arc<growth::Growth>,
+    domains: Domains,
     directory: Arc<WorkspaceDirectory>,
     limit: kernel::settings::RateLimit,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -118,8 +165,11 @@ pub async fn serve(
     };
     let router = axum::Router::new()
         .route("/l/{code}", get(follow_link))
+        .route("/webhooks/payouts", post(payout_webhook))
         .with_state(Routes {
-            growth,
+            growth: domains.growth,
+            payouts: domains.payouts,
+            payout_webhook_secrets: domains.payout_webhook_secrets,
             directory,
             limiter,
             limit,

@@ -97,10 +97,15 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App>
     let short_url_base = config.short_url_base();
     let growth =
         growth::Growth::start(context.clone(), marketing.clone(), &secret, &short_url_base);
-    let payouts = payouts::Payouts::start(
-        context.clone(),
-        Arc::new(payouts::provider::BuiltInProvider),
-    );
+    let provider: Arc<dyn payouts::provider::PayoutProvider> =
+        match config.payouts.provider.as_str() {
+            "stripe" => Arc::new(payouts::stripe::StripeProvider::new(
+                &config.payouts.stripe_api_base,
+                &config.payouts.stripe_api_key,
+            )),
+            _ => Arc::new(payouts::provider::BuiltInProvider),
+        };
+    let payouts = payouts::Payouts::start(context.clone(), provider);
     // Selection and pricing cache their settings: they follow every change.
     let settings = Arc::new(
         settings_sections()
@@ -330,14 +335,18 @@ impl App {
             None => None,
         };
         let http = http_listener.map(|http_listener| {
-            tracing::info!(address = ?http_listener.local_addr().ok(), "serving HTTP (short links)");
+            tracing::info!(address = ?http_listener.local_addr().ok(), "serving HTTP (short links, payout webhooks)");
             let limit = kernel::settings::RateLimit {
                 per_second: self.config.limits.http_rate_limit_per_second,
                 burst: self.config.limits.http_rate_limit_burst,
             };
             tokio::spawn(crate::http::serve(
                 http_listener,
-                self.growth.clone(),
+                crate::http::Domains {
+                    growth: self.growth.clone(),
+                    payouts: self.payouts.clone(),
+                    payout_webhook_secrets: Arc::new(self.config.payouts.webhook_secrets()),
+                },
                 directory.clone(),
                 limit,
                 async {

@@ -72,6 +72,7 @@ pub async fn send_many(
             .provider
             .send(&ProviderPayout {
                 payout_id: row.id.to_string(),
+                workspace_id: row.workspace_id.to_string(),
                 provider_account_id: row.provider_account_id.clone(),
                 currency: row.currency.clone(),
                 amount: row.amount,
@@ -121,7 +122,7 @@ pub async fn send_many(
 }
 
 /// Stores one outcome on its payout (with its event) and returns the ledger transfer it needs.
-async fn record(
+pub(crate) async fn record(
     txn: &WriteTxn,
     row: &payout::Model,
     outcome: &ProviderOutcome,

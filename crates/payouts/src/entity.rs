@@ -276,6 +276,7 @@ pub mod payout {
         pub provider_reference: String,
         pub attempts: i32,
         pub next_attempt_at: i64,
+        pub provider_event_at: i64,
         pub created_at: i64,
         pub updated_at: i64,
     }
@@ -332,6 +333,27 @@ pub mod sale {
         pub release_at: Option<i64>,
         pub created_at: i64,
         pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod webhook_event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "payout_webhook_event")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub provider: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: String,
+        pub event_type: String,
+        pub outcome: String,
+        pub received_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

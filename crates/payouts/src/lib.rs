@@ -4,7 +4,8 @@
 //! a payout provider.
 //!
 //! Where things are: `domain` the arithmetic (budgets, fees, view earnings) with its property
-//! tests; `entity` the tables; `escrow` every ledger movement; `earnings` recording, holding and releasing what promoters earn; `provider` the payout providers;
+//! tests; `entity` the tables; `escrow` every ledger movement; `earnings` recording, holding and releasing what promoters earn; `provider` the payout providers (`stripe` the Stripe Connect adapter, `signature` its event
+//! signatures, `webhooks` its events);
 //! `settings` and `events` the module's settings section and domain events; `state` the shared
 //! state and background work; `campaigns`, `participation` (with `work`), `performance` (with `sales`) and
 //! `wallets` the gRPC services; `runs` payout runs and `dispatch` sending payouts to the provider.
@@ -24,8 +25,11 @@ pub mod provider;
 pub mod runs;
 pub mod sales;
 pub mod settings;
+pub mod signature;
 pub mod state;
+pub mod stripe;
 pub mod wallets;
+pub mod webhooks;
 pub mod work;
 
 pub use crate::state::Payouts;

@@ -8,6 +8,8 @@ use async_trait::async_trait;
 pub struct ProviderPayout {
     /// The payout's id: the provider's idempotency key, so a resend never pays twice.
     pub payout_id: String,
+    /// Sent along as metadata, so the provider's events lead back to the payout.
+    pub workspace_id: String,
     pub provider_account_id: String,
     pub currency: String,
     pub amount: i64,

@@ -250,6 +250,7 @@ async fn run_page(
                     provider_reference: String::new(),
                     attempts: 0,
                     next_attempt_at: now,
+                    provider_event_at: 0,
                     created_at: now,
                     updated_at: now,
                 });

@@ -22,6 +22,7 @@ mod marketing_redemption;
 mod marketing_storefront;
 mod marketing_support;
 mod payouts_sales;
+mod payouts_stripe;
 mod payouts_support;
 mod payouts_visibility;
 mod payouts_work;
