@@ -65,9 +65,13 @@ impl MigrationTrait for Migration {
             ),
             keyed("payout_funding")
                 .col(uuid("campaign_id"))
+                .col(uuid("advertiser_id"))
                 .col(string_len("payment_reference", 255))
                 .col(string_len("currency", 16))
                 .col(big_integer("amount"))
+                .col(big_integer("processing_fee"))
+                // YYYY-MM in the workspace time zone.
+                .col(string_len("period", 7))
                 .col(uuid("transfer_id"))
                 .col(big_integer("created_at"))
                 .to_owned(),
@@ -216,7 +220,7 @@ impl MigrationTrait for Migration {
         for table in tables {
             manager.create_table(table).await?;
         }
-        let indexes: [(&'static str, &'static str, &[&'static str], bool); 14] = [
+        let indexes: [(&'static str, &'static str, &[&'static str], bool); 15] = [
             (
                 "payout_sale",
                 "payout_sale_order",
@@ -227,6 +231,12 @@ impl MigrationTrait for Migration {
                 "payout_campaign",
                 "payout_campaign_advertiser",
                 &["workspace_id", "advertiser_id"],
+                false,
+            ),
+            (
+                "payout_funding",
+                "payout_funding_advertiser",
+                &["workspace_id", "advertiser_id", "period"],
                 false,
             ),
             (

@@ -643,6 +643,16 @@ pub const RULES: &[MethodRule] = &[
         WALLET_READERS,
         PAYOUTS,
     ),
+    rule(
+        "/promo.payouts.v1.PayoutService/GetBillingSummary",
+        &[Advertiser, Promoter, Admin, Ops, Billing],
+        PAYOUTS,
+    ),
+    rule(
+        "/promo.payouts.v1.PayoutService/ListPlatformFees",
+        &[Admin, Ops, Billing],
+        PAYOUTS,
+    ),
 ];
 
 /// What the gateway does with a request path.

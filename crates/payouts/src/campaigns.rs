@@ -512,6 +512,22 @@ impl CampaignService for CampaignGrpc {
                         "a closed campaign takes no more funding",
                     ));
                 }
+                let processing_fee = match body.processing_fee.as_ref() {
+                    None => 0,
+                    Some(_) => convert::money_in(
+                        "processing_fee",
+                        body.processing_fee.as_ref(),
+                        &row.currency,
+                        true,
+                    )?,
+                };
+                if processing_fee > amount {
+                    return Err(ServiceError::invalid_field(
+                        DOMAIN,
+                        "processing_fee.amount",
+                        "must be at most the amount paid",
+                    ));
+                }
                 let room = row.funding_limit - row.funded;
                 if amount > room {
                     return Err(ServiceError::failed_precondition(
@@ -541,9 +557,12 @@ impl CampaignService for CampaignGrpc {
                         workspace_id,
                         id: Uuid::now_v7(),
                         campaign_id,
+                        advertiser_id: row.advertiser_id,
                         payment_reference: reference.clone(),
                         currency: row.currency.clone(),
                         amount,
+                        processing_fee,
+                        period: crate::state::local_month(&*txn, workspace_id, now).await?,
                         transfer_id,
                         created_at: now,
                     }),

@@ -54,9 +54,12 @@ pub mod funding {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: Uuid,
         pub campaign_id: Uuid,
+        pub advertiser_id: Uuid,
         pub payment_reference: String,
         pub currency: String,
         pub amount: i64,
+        pub processing_fee: i64,
+        pub period: String,
         pub transfer_id: Uuid,
         pub created_at: i64,
     }

@@ -11,6 +11,7 @@
 //! `wallets` the gRPC services; `runs` payout runs and `dispatch` sending payouts to the provider.
 #![forbid(unsafe_code)]
 
+pub mod billing;
 pub mod campaigns;
 pub mod convert;
 pub mod dispatch;

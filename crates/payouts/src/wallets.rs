@@ -1,5 +1,5 @@
-//! PayoutService: payout accounts, wallets read from the ledger, payout runs (`runs`) and the
-//! payouts they made.
+//! PayoutService: payout accounts, wallets read from the ledger, payout runs (`runs`), the
+//! payouts they made, and billing summaries and platform fees (`billing`).
 
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ use crate::campaigns::is_operator;
 use crate::convert::{self, money, time};
 use crate::entity::{account, carry, payout, run};
 use crate::state::Payouts;
-use crate::{DOMAIN, runs};
+use crate::{DOMAIN, billing, runs};
 
 pub struct PayoutGrpc {
     pub(crate) core: Arc<Payouts>,
@@ -279,5 +279,23 @@ impl PayoutService for PayoutGrpc {
             payouts: rows.iter().map(payout_to_proto).collect(),
             next_page_token,
         }))
+    }
+
+    async fn get_billing_summary(
+        &self,
+        request: Request<pb::GetBillingSummaryRequest>,
+    ) -> Result<Response<pb::BillingSummary>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let summary = billing::summary(&self.core, principal, request.get_ref()).await?;
+        Ok(Response::new(summary))
+    }
+
+    async fn list_platform_fees(
+        &self,
+        request: Request<pb::ListPlatformFeesRequest>,
+    ) -> Result<Response<pb::ListPlatformFeesResponse>, GrpcStatus> {
+        let principal = Principal::of(&request)?;
+        let fees = billing::platform_fees(&self.core, principal, request.get_ref()).await?;
+        Ok(Response::new(fees))
     }
 }

@@ -111,6 +111,7 @@ impl Market {
                     campaign_id: campaign_id.to_owned(),
                     amount: money,
                     payment_reference: reference.to_owned(),
+                    processing_fee: None,
                 },
                 &self.billing,
             ))

@@ -116,6 +116,59 @@ async fn a_funded_visibility_campaign_pays_views_and_a_run_pays_each_promoter_on
         .payouts;
     assert!(own.is_empty());
 
+    let summary = |token: String, principal: String| {
+        let mut client = market.payouts.clone();
+        async move {
+            client
+                .get_billing_summary(authed(
+                    pb::GetBillingSummaryRequest {
+                        principal_id: principal,
+                        period: this_month(),
+                        currency: "USD".to_owned(),
+                    },
+                    &token,
+                ))
+                .await
+                .expect("summary")
+                .into_inner()
+        }
+    };
+    let advertiser = summary(market.advertiser_token.clone(), String::new()).await;
+    assert_eq!(
+        (
+            amount(&advertiser.funded),
+            amount(&advertiser.spent),
+            amount(&advertiser.platform_fees)
+        ),
+        (9900, 7497, 749)
+    );
+    let earner = summary(market.billing.clone(), above.id.to_string()).await;
+    assert_eq!((amount(&earner.earned), amount(&earner.paid)), (6000, 6000));
+    let small = summary(below.token.clone(), String::new()).await;
+    assert_eq!(
+        (
+            amount(&small.earned),
+            amount(&small.carried_forward),
+            amount(&small.paid)
+        ),
+        (1497, 1497, 0)
+    );
+    let fees = market
+        .payouts
+        .list_platform_fees(authed(
+            pb::ListPlatformFeesRequest {
+                period: this_month(),
+                ..Default::default()
+            },
+            &market.billing,
+        ))
+        .await
+        .expect("fees")
+        .into_inner()
+        .fees;
+    assert_eq!(fees.len(), 4, "one per crediting report");
+    assert_eq!(fees.iter().map(|fee| amount(&fee.fee)).sum::<i64>(), 749);
+
     let closed = market
         .campaigns
         .close_campaign(authed(
