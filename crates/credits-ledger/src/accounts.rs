@@ -195,6 +195,31 @@ impl SystemAccount {
     }
 }
 
+/// The system account `kind` of `asset` as it is created: its derived id, owner, code, flags and
+/// metadata, with zero balances.
+pub fn system_account(workspace_id: Uuid, kind: &SystemAccount, asset: &str, now: i64) -> Account {
+    let owner_id = match kind {
+        SystemAccount::Wallet(owner) => Some(*owner),
+        _ => None,
+    };
+    let mut metadata = BTreeMap::new();
+    metadata.insert("system".to_owned(), kind.key(asset));
+    Account {
+        id: kind.id(workspace_id, asset),
+        workspace_id,
+        owner_id,
+        asset: asset.to_owned(),
+        code: kind.code().to_owned(),
+        flags: kind.flags(),
+        debits_posted: 0,
+        credits_posted: 0,
+        debits_pending: 0,
+        credits_pending: 0,
+        metadata,
+        created_at: now,
+    }
+}
+
 /// Creates the system account (managed by its domain) if it does not exist yet and returns its id.
 pub async fn ensure_system_account<C: ConnectionTrait>(
     connection: &C,
@@ -210,27 +235,8 @@ pub async fn ensure_system_account<C: ConnectionTrait>(
             format!("unknown asset {asset:?}"),
         ));
     }
-    let id = kind.id(workspace_id, asset);
-    let owner_id = match kind {
-        SystemAccount::Wallet(owner) => Some(*owner),
-        _ => None,
-    };
-    let mut metadata = BTreeMap::new();
-    metadata.insert("system".to_owned(), kind.key(asset));
-    let account = Account {
-        id,
-        workspace_id,
-        owner_id,
-        asset: asset.to_owned(),
-        code: kind.code().to_owned(),
-        flags: kind.flags(),
-        debits_posted: 0,
-        credits_posted: 0,
-        debits_pending: 0,
-        credits_pending: 0,
-        metadata,
-        created_at: now,
-    };
+    let account = system_account(workspace_id, kind, asset, now);
+    let id = account.id;
     account::Entity::insert(account::ActiveModel::from(store::account_to_row(&account)))
         .on_conflict(
             OnConflict::columns([account::Column::WorkspaceId, account::Column::Id])

@@ -159,6 +159,10 @@ pub async fn load(app: App) -> anyhow::Result<()> {
     }
     let code = crate::demo_shop::load(&app, default.id, now).await?;
     let demo_growth = crate::demo_growth::load(&app, default.id, now).await?;
+    let period = payouts::demo::this_month(&app.payouts, default.id).await?;
+    let demo_payouts = payouts::demo::load(&app.payouts, default.id, &period)
+        .await
+        .map_err(|status| anyhow::anyhow!("payouts demo: {}", status.message()))?;
     println!("demo workspace: {} ({})", default.name, default.id);
     println!("demo factory: {DEMO_FACTORY}");
     println!();
@@ -204,5 +208,46 @@ pub async fn load(app: App) -> anyhow::Result<()> {
     for line in crate::demo_growth::commands(&app, listen, &demo_growth) {
         println!("{line}");
     }
+    println!();
+    let run = &demo_payouts.run;
+    println!(
+        "# payouts: the demo advertiser's visibility campaign {} paid two promoters for views; the {} run paid {} ({} minor units) and carried {} forward",
+        demo_payouts.campaign_id,
+        run.period,
+        run.payouts,
+        run.total.as_ref().map_or(0, |total| total.amount),
+        run.skipped_below_minimum
+    );
+    for (name, promoter) in [
+        ("ABOVE", payouts::demo::DEMO_PROMOTER_ABOVE),
+        ("BELOW", payouts::demo::DEMO_PROMOTER_BELOW),
+    ] {
+        println!(
+            "export PROMOTER_{name}_TOKEN={}",
+            issue(promoter, &[Role::Promoter])?
+        );
+    }
+    println!(
+        "export ADVERTISER_TOKEN={}",
+        issue(payouts::demo::DEMO_ADVERTISER, &[Role::Advertiser])?
+    );
+    println!(
+        "export BILLING_TOKEN={}",
+        issue(Uuid::new_v4(), &[Role::Billing])?
+    );
+    println!("# 60.00 USD paid, nothing left; then 15.00 USD available and carried forward");
+    for name in ["ABOVE", "BELOW"] {
+        println!(
+            "grpcurl -plaintext -H \"authorization: Bearer $PROMOTER_{name}_TOKEN\" -d '{{\"currency\":\"USD\"}}' {listen} promo.payouts.v1.PayoutService/GetWallet"
+        );
+    }
+    println!(
+        "grpcurl -plaintext -H \"authorization: Bearer $BILLING_TOKEN\" -d '{{\"period\":\"{}\"}}' {listen} promo.payouts.v1.PayoutService/ListPayouts",
+        run.period
+    );
+    println!(
+        "grpcurl -plaintext -H \"authorization: Bearer $ADVERTISER_TOKEN\" -d '{{\"id\":\"{}\"}}' {listen} promo.payouts.v1.CampaignService/GetCampaign",
+        demo_payouts.campaign_id
+    );
     Ok(())
 }

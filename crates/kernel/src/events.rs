@@ -127,6 +127,50 @@ pub async fn append<C: ConnectionTrait>(
     Ok(id)
 }
 
+/// Appends many events in the caller's transaction with multi-row inserts (what a batch of
+/// payouts emits at once); the sequencer gives them positions after commit, as for [`append`].
+pub async fn append_many<C: ConnectionTrait>(
+    connection: &C,
+    events: Vec<NewEvent>,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    /// Rows per statement: 6 parameters each stays far below every parameter limit.
+    const ROWS: usize = 500;
+    let backend = connection.get_database_backend();
+    let occurred_at = to_micros(now);
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let mut values = Vec::with_capacity(ROWS * 6);
+        let mut rows = Vec::with_capacity(ROWS);
+        for event in events.by_ref().take(ROWS) {
+            debug_assert!(
+                event.payload.is_object(),
+                "an event payload is a JSON object"
+            );
+            rows.push("(?, ?, NULL, ?, ?, ?, ?)");
+            values.extend([
+                event.workspace_id.into(),
+                Uuid::now_v7().into(),
+                event.event_type.into(),
+                event.subject.into(),
+                occurred_at.into(),
+                event.payload.to_string().into(),
+            ]);
+        }
+        connection
+            .execute_raw(statement(
+                backend,
+                &format!(
+                    "INSERT INTO kernel_event (workspace_id, id, position, event_type, subject, occurred_at, payload) VALUES {}",
+                    rows.join(", ")
+                ),
+                values,
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Gives positions to up to `limit` committed events that have none, in one transaction;
 /// returns how many it sequenced. Cheap when there is nothing to do (one indexed read).
 pub async fn sequence(context: &Context, limit: u64) -> Result<usize, ServiceError> {

@@ -29,7 +29,7 @@ use crate::state::Payouts;
 use crate::{DOMAIN, events};
 
 pub struct CampaignGrpc {
-    core: Arc<Payouts>,
+    pub(crate) core: Arc<Payouts>,
 }
 
 pub fn grpc(core: Arc<Payouts>) -> CampaignServiceServer<CampaignGrpc> {

@@ -14,6 +14,7 @@
 pub mod billing;
 pub mod campaigns;
 pub mod convert;
+pub mod demo;
 pub mod dispatch;
 pub mod domain;
 pub mod earnings;

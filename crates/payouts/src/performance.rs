@@ -36,7 +36,7 @@ pub const MAX_VIEWERS_PER_CALL: usize = 10_000;
 const VIEWER_CHUNK: usize = 1000;
 
 pub struct PerformanceGrpc {
-    core: Arc<Payouts>,
+    pub(crate) core: Arc<Payouts>,
 }
 
 pub fn grpc(core: Arc<Payouts>) -> PerformanceServiceServer<PerformanceGrpc> {

@@ -18,7 +18,8 @@ pub struct ProviderPayout {
 /// What a provider said about a payout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProviderOutcome {
-    /// Paid; nothing more will come.
+    /// Paid; nothing more will come. `reference` is the provider's id of it (empty when the
+    /// provider has none of its own).
     Paid { reference: String },
     /// Accepted; its confirmation (paid or failed) arrives later as a provider event.
     Processing { reference: String },
@@ -56,9 +57,10 @@ impl PayoutProvider for BuiltInProvider {
         true
     }
 
-    async fn send(&self, payout: &ProviderPayout) -> ProviderOutcome {
+    /// Paid at once; it has no reference of its own (the payout's id is the only one).
+    async fn send(&self, _payout: &ProviderPayout) -> ProviderOutcome {
         ProviderOutcome::Paid {
-            reference: format!("builtin_{}", payout.payout_id),
+            reference: String::new(),
         }
     }
 }

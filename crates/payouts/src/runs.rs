@@ -26,8 +26,14 @@ use crate::settings::PayoutsSettings;
 use crate::state::{Payouts, local_month};
 use crate::{DOMAIN, dispatch};
 
+/// Rows per insert statement (17 parameters a payout row stays below SQLite's 32,766).
+const INSERT_ROWS: usize = 1000;
+
+/// How long the sweeper leaves a new payout to the run that approved it.
+const SWEEPER_GRACE_MICROS: i64 = 60_000_000;
+
 /// Wallets one transaction of a run takes on.
-pub const RUN_PAGE: u64 = 1000;
+pub const RUN_PAGE: u64 = 4000;
 
 /// INVALID_ARGUMENT unless `period` is a month, `YYYY-MM`.
 pub(crate) fn check_period(period: &str) -> Result<(), ServiceError> {
@@ -249,7 +255,9 @@ async fn run_page(
                     provider_account_id: account.provider_account_id.clone(),
                     provider_reference: String::new(),
                     attempts: 0,
-                    next_attempt_at: now,
+                    // The run sends it right after this page commits; the sweeper takes over
+                    // only if that did not happen within a minute.
+                    next_attempt_at: now + SWEEPER_GRACE_MICROS,
                     provider_event_at: 0,
                     created_at: now,
                     updated_at: now,
@@ -284,16 +292,18 @@ async fn store_page<C: sea_orm::ConnectionTrait>(
                 "the ledger refused a payout out of a wallet: {refused:?}"
             )));
         }
-        payout::Entity::insert_many(
-            page.payouts
-                .iter()
-                .map(|payout| payout::ActiveModel::from(payout.clone())),
-        )
-        .exec_without_returning(txn)
-        .await?;
+        for chunk in page.payouts.chunks(INSERT_ROWS) {
+            payout::Entity::insert_many(
+                chunk
+                    .iter()
+                    .map(|payout| payout::ActiveModel::from(payout.clone())),
+            )
+            .exec_without_returning(txn)
+            .await?;
+        }
     }
-    if !page.carried.is_empty() {
-        carry::Entity::insert_many(page.carried.iter().cloned())
+    for chunk in page.carried.chunks(INSERT_ROWS) {
+        carry::Entity::insert_many(chunk.iter().cloned())
             .on_conflict(
                 OnConflict::columns([
                     carry::Column::WorkspaceId,

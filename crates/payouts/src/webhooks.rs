@@ -208,21 +208,14 @@ async fn payout_event(
     };
     let applied = match (status, &outcome) {
         (pb::PayoutStatus::Approved | pb::PayoutStatus::Processing, _) => {
-            let transfer = dispatch::record(txn, &row, &outcome, now).await?;
-            apply_transfers(
-                &**txn,
-                row.workspace_id,
-                transfer.into_iter().collect(),
-                now,
-            )
-            .await?;
+            dispatch::record(&**txn, &row, &outcome, now).await?;
             "applied"
         }
         // Paid, then returned by the bank: the money comes back from outside to the wallet.
-        (pb::PayoutStatus::Paid, ProviderOutcome::Failed { .. }) => {
+        (pb::PayoutStatus::Paid, ProviderOutcome::Failed { reason }) => {
             let transfer = returned(&**txn, &row, now).await?;
-            dispatch::record(txn, &row, &outcome, now).await?;
             apply_transfers(&**txn, row.workspace_id, vec![transfer], now).await?;
+            dispatch::mark_returned(&**txn, &row, reason, now).await?;
             "returned"
         }
         _ => "no_change",

@@ -30,10 +30,8 @@ pub fn this_month() -> String {
 
 /// An advertiser, billing and admin of the default workspace with every payouts client.
 pub struct Market {
-    pub advertiser: Uuid,
     pub advertiser_token: String,
     pub billing: String,
-    pub admin: String,
     pub campaigns: CampaignServiceClient<Channel>,
     pub participation: ParticipationServiceClient<Channel>,
     pub performance: PerformanceServiceClient<Channel>,
@@ -50,10 +48,8 @@ impl Market {
     pub fn new(app: &TestApp) -> Market {
         let advertiser = Uuid::new_v4();
         Market {
-            advertiser,
             advertiser_token: app.token_for(advertiser, app.default_workspace, &[Role::Advertiser]),
             billing: app.token(&[Role::Billing]),
-            admin: app.token(&[Role::Admin]),
             campaigns: CampaignServiceClient::new(app.channel.clone()),
             participation: ParticipationServiceClient::new(app.channel.clone()),
             performance: PerformanceServiceClient::new(app.channel.clone()),
