@@ -284,8 +284,8 @@ impl MigrationTrait for Migration {
             (
                 "payout_run",
                 "payout_run_period",
-                &["workspace_id", "period", "currency"],
-                true,
+                &["workspace_id", "currency", "period"],
+                false,
             ),
             (
                 "payout_payout",

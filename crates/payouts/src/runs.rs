@@ -1,10 +1,12 @@
-//! Payout runs: one per workspace, period and currency (a unique key), walking every wallet of
-//! the currency once in pages of [`RUN_PAGE`] wallets, one transaction each. A wallet whose
-//! available balance reaches the minimum is paid (a payout, APPROVED, and the money moved to the
-//! in-flight account in the same transaction); a smaller balance is carried forward; a promoter
-//! without a payout-enabled account is held. The run remembers the last wallet it passed, so a
-//! second call, or a call after a crash, carries on where it stopped, and the unique key
-//! `(workspace, period, currency, promoter)` makes a second payout impossible.
+//! Payout runs: each walks every wallet of a currency once, in pages of [`RUN_PAGE`] wallets, one
+//! transaction each. A wallet whose available balance reaches the minimum is paid (a payout,
+//! APPROVED, and the money moved to the in-flight account in the same transaction) unless the
+//! promoter was paid in that period already; a smaller balance is carried forward; a promoter
+//! without a payout-enabled account is held. A run remembers the last wallet it passed, so a retry
+//! with the same request id (after a crash, say) carries on where it stopped; another run of the
+//! same period pays only those the earlier ones did not (a promoter who connected an account
+//! since), and the unique key `(workspace, period, currency, promoter)` makes a second payout
+//! impossible even when runs overlap.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -65,8 +67,9 @@ fn run_to_proto(row: &run::Model) -> pb::PayoutRun {
     }
 }
 
-/// RunPayouts: starts (or finds) the run of the period and currency, walks every wallet and sends
-/// what it approved to the provider; answers the run as it ended.
+/// RunPayouts: starts a run of the period and currency (a retry with the same request id resumes
+/// it), walks every wallet and sends what it approved to the provider; answers the run as it
+/// ended.
 pub(crate) async fn run(
     core: &Arc<Payouts>,
     principal: &Principal,
@@ -88,33 +91,21 @@ pub(crate) async fn run(
                     "must not be a month that has not begun",
                 ));
             }
-            let existing = run::Entity::find()
-                .filter(run::Column::WorkspaceId.eq(workspace_id))
-                .filter(run::Column::Period.eq(period))
-                .filter(run::Column::Currency.eq(currency))
-                .one(&*txn)
-                .await?;
-            let row = match existing {
-                Some(row) => row,
-                None => {
-                    let row = run::Model {
-                        workspace_id,
-                        id: Uuid::now_v7(),
-                        period: period.to_owned(),
-                        currency: currency.to_owned(),
-                        status: pb::PayoutRunStatus::Running as i32,
-                        payouts: 0,
-                        total: 0,
-                        skipped_below_minimum: 0,
-                        held: 0,
-                        cursor: None,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    kernel::db::insert(&*txn, run::ActiveModel::from(row.clone())).await?;
-                    row
-                }
+            let row = run::Model {
+                workspace_id,
+                id: Uuid::now_v7(),
+                period: period.to_owned(),
+                currency: currency.to_owned(),
+                status: pb::PayoutRunStatus::Running as i32,
+                payouts: 0,
+                total: 0,
+                skipped_below_minimum: 0,
+                held: 0,
+                cursor: None,
+                created_at: now,
+                updated_at: now,
             };
+            kernel::db::insert(&*txn, run::ActiveModel::from(row.clone())).await?;
             Ok((txn, run_to_proto(&row)))
         })
         .await?;
@@ -284,13 +275,23 @@ async fn store_page<C: sea_orm::ConnectionTrait>(
 ) -> Result<(), ServiceError> {
     if !page.transfers.is_empty() {
         let results = Ledger::apply_in(txn, workspace_id, &page.transfers, now).await?;
-        if let Some(refused) = results
+        match results
             .iter()
             .find(|result| **result != TransferResult::Created)
         {
-            return Err(ServiceError::internal(format!(
-                "the ledger refused a payout out of a wallet: {refused:?}"
-            )));
+            None => {}
+            // An overlapping run moved the money first (the page read the wallet before the
+            // ledger locked it): the page runs again and sees that run's payout.
+            Some(TransferResult::ExceedsCredits) => {
+                return Err(ServiceError::retryable_conflict(
+                    "a wallet changed under a payout run",
+                ));
+            }
+            Some(refused) => {
+                return Err(ServiceError::internal(format!(
+                    "the ledger refused a payout out of a wallet: {refused:?}"
+                )));
+            }
         }
         for chunk in page.payouts.chunks(INSERT_ROWS) {
             payout::Entity::insert_many(
@@ -299,7 +300,16 @@ async fn store_page<C: sea_orm::ConnectionTrait>(
                     .map(|payout| payout::ActiveModel::from(payout.clone())),
             )
             .exec_without_returning(txn)
-            .await?;
+            .await
+            // An overlapping run paid one of these promoters first: the page runs again and
+            // sees it.
+            .map_err(|error| {
+                if kernel::db::is_unique_violation(&error) {
+                    ServiceError::retryable_conflict(error)
+                } else {
+                    error.into()
+                }
+            })?;
         }
     }
     for chunk in page.carried.chunks(INSERT_ROWS) {
