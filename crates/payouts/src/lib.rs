@@ -7,7 +7,7 @@
 //! tests; `entity` the tables; `escrow` every ledger movement; `earnings` recording, holding and releasing what promoters earn; `provider` the payout providers (`stripe` the Stripe Connect adapter, `signature` its event
 //! signatures, `webhooks` its events);
 //! `settings` and `events` the module's settings section and domain events; `state` the shared
-//! state and background work; `campaigns`, `participation` (with `work`), `performance` (with `sales`) and
+//! state and background work; `campaigns` (with `funding`), `participation` (with `work`), `performance` (with `sales`) and
 //! `wallets` the gRPC services; `runs` payout runs and `dispatch` sending payouts to the provider.
 #![forbid(unsafe_code)]
 
@@ -21,6 +21,7 @@ pub mod earnings;
 pub mod entity;
 pub mod escrow;
 pub mod events;
+pub mod funding;
 pub mod participation;
 pub mod performance;
 pub mod provider;

@@ -269,7 +269,7 @@ async fn give_back<C: ConnectionTrait>(
 ) -> Result<(), ServiceError> {
     earnings::save_totals(txn, campaign, now).await?;
     if campaign.status == pb::CampaignStatus::Closed as i32 {
-        campaigns::refund_unused(txn, campaign, now).await?;
+        crate::funding::refund_unused(txn, campaign, now).await?;
     }
     Ok(())
 }
@@ -332,7 +332,7 @@ pub(crate) async fn refund(
             if earning_id.is_none() {
                 give_back(&*txn, &mut campaign, now).await?;
             } else if campaign.status == pb::CampaignStatus::Closed as i32 {
-                campaigns::refund_unused(&*txn, &mut campaign, now).await?;
+                crate::funding::refund_unused(&*txn, &mut campaign, now).await?;
             }
             row.earning_id = earning_id;
             row.commission = split.gross;
