@@ -18,7 +18,9 @@ use kernel::settings::of_workspace;
 use kernel::{IdempotencyKey, Principal, ServiceError};
 use proto::payouts::v1 as pb;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::convert::{self, money, time};
@@ -110,7 +112,12 @@ pub(crate) async fn run(
         })
         .await?;
     let run_id = kernel::ids::parse_uuid(DOMAIN, "id", &started.id)?;
+    let mut pages = 0u64;
     loop {
+        pages += 1;
+        if pages % ANALYZE_EVERY_PAGES == 0 {
+            refresh_statistics(core).await;
+        }
         let (finished, approved) = run_page(core, workspace_id, run_id).await?;
         if !approved.is_empty() {
             // What the provider could not take now stays APPROVED; the sweeper sends it again.
@@ -127,6 +134,26 @@ pub(crate) async fn run(
         .await?
         .ok_or_else(|| ServiceError::internal("a payout run vanished"))?;
     Ok(run_to_proto(&row))
+}
+
+/// Pages between two statistics refreshes on PostgreSQL.
+const ANALYZE_EVERY_PAGES: u64 = 4;
+
+/// Refreshes PostgreSQL's statistics of the tables a run grows. Autovacuum analyzes them only
+/// minutes after they have grown, and until then the planner believes them small and looks rows
+/// up through an index led by `workspace_id` alone (a scan of the tenant's rows per lookup) instead
+/// of the primary key. A failure is logged and the run goes on.
+async fn refresh_statistics(core: &Payouts) {
+    let connection = core.context.db.connection();
+    if connection.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return;
+    }
+    if let Err(error) = connection
+        .execute_unprepared("ANALYZE ledger_transfer, ledger_account, payout_payout, kernel_event")
+        .await
+    {
+        tracing::warn!(%error, "refreshing statistics during a payout run failed");
+    }
 }
 
 /// What one page of a run decided.
