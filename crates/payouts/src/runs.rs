@@ -115,7 +115,7 @@ pub(crate) async fn run(
     let mut pages = 0u64;
     loop {
         pages += 1;
-        if pages % ANALYZE_EVERY_PAGES == 0 {
+        if pages.is_multiple_of(ANALYZE_EVERY_PAGES) {
             refresh_statistics(core).await;
         }
         let (finished, approved) = run_page(core, workspace_id, run_id).await?;
