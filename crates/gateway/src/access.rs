@@ -1,4 +1,5 @@
-//! The one declarative table of which roles each RPC admits and which module it belongs to.
+//! The declarative table of which roles each RPC admits and which module it belongs to (one part
+//! per file: this one and `access_payouts`).
 //!
 //! A method missing from this table is refused (deny by default), and a test walks every method
 //! of every registered service to prove the table covers them all.
@@ -16,7 +17,11 @@ pub struct MethodRule {
     pub module: Option<Module>,
 }
 
-const fn rule(path: &'static str, roles: &'static [Role], module: Option<Module>) -> MethodRule {
+pub(crate) const fn rule(
+    path: &'static str,
+    roles: &'static [Role],
+    module: Option<Module>,
+) -> MethodRule {
     MethodRule {
         path,
         roles,
@@ -59,22 +64,6 @@ const GROWTH: Option<Module> = Some(Module::Growth);
 const AFFILIATE_READERS: &[Role] = &[Admin, Ops, Customer];
 /// Any service may add to a metric (RecordActivity).
 const ACTIVITY_REPORTERS: &[Role] = &[Admin, Ops, Storefront, Generator, Billing];
-
-const PAYOUTS: Option<Module> = Some(Module::Payouts);
-/// Advertisers act on their own campaigns (the service checks ownership); operators on any.
-const ADVERTISERS: &[Role] = &[Advertiser, Admin];
-const CAMPAIGN_READERS: &[Role] = &[Advertiser, Promoter, Admin, Ops, Billing];
-const CAMPAIGN_MANAGERS: &[Role] = &[Advertiser, Admin, Ops, Billing];
-const PARTICIPANT_READERS: &[Role] = &[Advertiser, Promoter, Admin, Ops];
-const PROMOTERS: &[Role] = &[Promoter];
-/// Money in and payout runs: the billing service and admins.
-const PAYOUT_BILLING: &[Role] = &[Billing, Admin];
-/// A promoter reads its own wallet and payouts; operators any.
-const WALLET_READERS: &[Role] = &[Promoter, Admin, Ops, Billing];
-/// The tracking backend that reports views and sales.
-const TRACKING_REPORTERS: &[Role] = &[Billing, Admin, Ops];
-/// Sales are verified or rejected by the campaign's advertiser (or billing).
-const SALE_DECIDERS: &[Role] = &[Advertiser, Billing, Admin];
 
 pub const RULES: &[MethodRule] = &[
     rule(
@@ -518,141 +507,6 @@ pub const RULES: &[MethodRule] = &[
         SHOP_ANYONE,
         GROWTH,
     ),
-    rule(
-        "/promo.payouts.v1.CampaignService/CreateCampaign",
-        ADVERTISERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.CampaignService/GetCampaign",
-        CAMPAIGN_READERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.CampaignService/ListCampaigns",
-        CAMPAIGN_READERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.CampaignService/FundCampaign",
-        PAYOUT_BILLING,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.CampaignService/CloseCampaign",
-        &[Advertiser, Billing, Admin],
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.CampaignService/GetCampaignPerformance",
-        CAMPAIGN_MANAGERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.ParticipationService/ApplyToCampaign",
-        PROMOTERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.ParticipationService/AcceptApplication",
-        ADVERTISERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.ParticipationService/RejectApplication",
-        ADVERTISERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.ParticipationService/ListApplications",
-        PARTICIPANT_READERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.ParticipationService/JoinCampaign",
-        PROMOTERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.ParticipationService/SubmitWork",
-        PROMOTERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.ParticipationService/ApproveWork",
-        ADVERTISERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.ParticipationService/RejectWork",
-        ADVERTISERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.ParticipationService/ListWork",
-        PARTICIPANT_READERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PerformanceService/RecordViews",
-        TRACKING_REPORTERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PerformanceService/RecordSale",
-        TRACKING_REPORTERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PerformanceService/VerifySale",
-        SALE_DECIDERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PerformanceService/RejectSale",
-        SALE_DECIDERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PerformanceService/RefundSale",
-        PAYOUT_BILLING,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PerformanceService/ListSales",
-        CAMPAIGN_READERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PayoutService/ConnectPayoutAccount",
-        &[Promoter, Admin, Billing],
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PayoutService/GetWallet",
-        WALLET_READERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PayoutService/RunPayouts",
-        PAYOUT_BILLING,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PayoutService/ListPayouts",
-        WALLET_READERS,
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PayoutService/GetBillingSummary",
-        &[Advertiser, Promoter, Admin, Ops, Billing],
-        PAYOUTS,
-    ),
-    rule(
-        "/promo.payouts.v1.PayoutService/ListPlatformFees",
-        &[Admin, Ops, Billing],
-        PAYOUTS,
-    ),
 ];
 
 /// What the gateway does with a request path.
@@ -664,12 +518,16 @@ pub enum Access {
     Unknown,
 }
 
+/// Every rule: the platform's and each domain's table.
+pub fn rules() -> impl Iterator<Item = &'static MethodRule> {
+    RULES.iter().chain(crate::access_payouts::RULES)
+}
+
 pub fn lookup(path: &str) -> Access {
     if OPEN_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
         return Access::Open;
     }
-    RULES
-        .iter()
+    rules()
         .find(|rule| rule.path == path)
         .map_or(Access::Unknown, Access::Protected)
 }

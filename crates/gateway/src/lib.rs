@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod access_payouts;
 pub mod admin;
 pub mod config;
 pub mod demo;

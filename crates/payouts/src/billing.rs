@@ -17,7 +17,7 @@ use crate::{DOMAIN, runs};
 
 /// `CAST(COALESCE(SUM(<expression>), 0) AS BIGINT)`: a sum that is 0 over no rows and an i64
 /// on both databases.
-fn sum(expression: &str) -> sea_orm::sea_query::SimpleExpr {
+pub(crate) fn sum(expression: &str) -> sea_orm::sea_query::SimpleExpr {
     Expr::cust(format!("CAST(COALESCE(SUM({expression}), 0) AS BIGINT)"))
 }
 

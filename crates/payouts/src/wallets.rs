@@ -10,7 +10,7 @@ use kernel::pagination::{PageToken, decode_uuid_cursor, finish_page, page_size};
 use kernel::{IdempotencyKey, Principal, ServiceError};
 use proto::payouts::v1 as pb;
 use proto::payouts::v1::payout_service_server::{PayoutService, PayoutServiceServer};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tonic::{Request, Response, Status as GrpcStatus};
 use uuid::Uuid;
@@ -84,10 +84,7 @@ async fn payouts_total(
 ) -> Result<i64, ServiceError> {
     let total: Option<i64> = payout::Entity::find()
         .select_only()
-        .column_as(
-            Expr::cust("CAST(COALESCE(SUM(amount), 0) AS BIGINT)"),
-            "total",
-        )
+        .column_as(billing::sum("amount"), "total")
         .filter(payout::Column::WorkspaceId.eq(workspace_id))
         .filter(payout::Column::PromoterId.eq(promoter_id))
         .filter(payout::Column::Currency.eq(currency))
